@@ -1,0 +1,77 @@
+"""The fleet API: one function per endpoint, and the route table that lists them.
+
+Each endpoint turns a ``Request`` into a ``Response`` by asking the control
+center. This module decides status codes and JSON shapes; the socket work is
+in ``lunar.web`` and the rocket rules are in ``lunar.fleet``.
+"""
+
+import logging
+from http import HTTPStatus
+from typing import List
+
+from lunar.fleet import ControlCenter, JournalError
+from lunar.messages import InvalidMessage, decode_message
+from lunar.web import HttpError, Request, Response, Route, json_response
+
+logger = logging.getLogger(__name__)
+
+ACCEPTED = Response(HTTPStatus.ACCEPTED)  # empty, so the client can reuse the connection
+
+
+class FleetApi:
+    """The endpoints of the fleet API, bound to one control center."""
+
+    def __init__(self, control_center: ControlCenter) -> None:
+        self.control_center = control_center
+
+    def routes(self) -> List[Route]:
+        """Return the route table."""
+        return [
+            Route("/messages", {"POST": self.post_message}),
+            Route("/rockets", {"GET": self.get_rockets}),
+            Route("/rockets/{channel}", {"GET": self.get_rocket}),
+            Route("/missions", {"GET": self.get_missions}),
+            Route("/missions/{mission}", {"GET": self.get_mission}),
+        ]
+
+    def post_message(self, request: Request) -> Response:
+        """Accept one telemetry message: 202 whether applied, buffered or duplicate."""
+        body = request.read_body()
+        try:
+            message = decode_message(body)
+        except InvalidMessage as error:
+            logger.info("rejected message from %s: %s", request.client_address[0], error)
+            raise HttpError(HTTPStatus.BAD_REQUEST, str(error)) from None
+        try:
+            outcome = self.control_center.receive(message)
+        except JournalError as error:
+            logger.error("could not record message %d of channel %s: %s",
+                         message.number, message.channel, error)
+            raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE,
+                            f"message was not stored, retry later: {error}") from None
+        logger.debug("message %d of channel %s: %s", message.number, message.channel, outcome.value)
+        return ACCEPTED
+
+    def get_rockets(self, request: Request) -> Response:
+        """List every rocket by launch time."""
+        return json_response(self.control_center.rockets())
+
+    def get_rocket(self, request: Request) -> Response:
+        """Return one rocket, or 404."""
+        channel = request.params["channel"]
+        rocket = self.control_center.rocket(channel)
+        if rocket is None:
+            raise HttpError(HTTPStatus.NOT_FOUND, f"no rocket with channel {channel!r}")
+        return json_response(rocket)
+
+    def get_missions(self, request: Request) -> Response:
+        """List the current mission names."""
+        return json_response(self.control_center.missions())
+
+    def get_mission(self, request: Request) -> Response:
+        """List the rockets on one mission, or 404."""
+        mission = request.params["mission"]
+        rockets = self.control_center.mission_rockets(mission)
+        if not rockets:
+            raise HttpError(HTTPStatus.NOT_FOUND, f"no rocket is on mission {mission!r}")
+        return json_response(rockets)

@@ -1,0 +1,370 @@
+"""The fleet: rocket state and the control center that applies messages in order.
+
+Theory of operation
+-------------------
+Each rocket (one ``channel``) has a sequence of messages numbered from 1. The
+control center applies them strictly in message-number order. A message that
+arrives early waits in its rocket's heap of pending messages until the gap
+before it fills; the drain then pops the heap while its head is the next
+expected number, in a loop, so a gap of any depth drains without recursion.
+
+Invariants, checked by ``Rocket.check_invariants`` in the tests:
+
+1. Every pending number is greater than ``last_message_number + 1``: the
+   next expected message is never left waiting in the heap.
+2. ``pending_numbers`` holds exactly the numbers in the heap, each once.
+3. Once ``status`` is ``exploded`` it never changes again.
+
+A message is recorded in the journal before any state changes, so a failed
+write leaves the fleet exactly as it was. This module knows nothing about
+HTTP or SQLite.
+"""
+
+import enum
+import heapq
+import logging
+import threading
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
+
+from lunar.messages import (
+    ROCKET_EXPLODED,
+    ROCKET_LAUNCHED,
+    ROCKET_MISSION_CHANGED,
+    ROCKET_SPEED_DECREASED,
+    ROCKET_SPEED_INCREASED,
+    Message,
+)
+
+logger = logging.getLogger(__name__)
+
+PENDING = "pending"
+LAUNCHED = "launched"
+EXPLODED = "exploded"
+
+MAX_EXACT_FLOAT = 2**53  # integral floats up to here render as JSON integers
+
+
+class JournalError(Exception):
+    """Raised by a journal when it could not record a message durably."""
+
+
+class Outcome(enum.Enum):
+    """What the control center did with a received message."""
+
+    APPLIED = "applied"
+    BUFFERED = "buffered"
+    DUPLICATE = "duplicate"
+
+
+class RocketState(NamedTuple):
+    """The applied state of one rocket, replaced whole on every change."""
+
+    type: Optional[str] = None
+    speed: Optional[float] = None
+    mission: Optional[str] = None
+    status: str = PENDING
+    explosion_reason: Optional[str] = None
+    launch_time: Optional[str] = None
+    launch_instant: Optional[int] = None
+    last_message_number: int = 0
+    last_message_time: Optional[str] = None
+
+
+class Journal:
+    """Where accepted messages are recorded before they take effect.
+
+    This base class records nothing, which suits tests of the domain rules;
+    ``lunar.store.SQLiteJournal`` is the durable one. Implementations raise
+    ``JournalError`` when a message could not be recorded.
+    """
+
+    def record(self, message: Message, state: Optional[RocketState]) -> None:
+        """Record an accepted message.
+
+        ``state`` is the rocket's state after the message and any drained
+        followers were applied, or None when the message was only buffered.
+        """
+
+    def save_state(self, channel: str, state: RocketState) -> None:
+        """Record a rocket's state without a new message."""
+
+
+class Rocket:
+    """One rocket: its applied state and the messages waiting behind a gap."""
+
+    def __init__(self, channel: str, state: Optional[RocketState] = None) -> None:
+        self.channel = channel
+        self.state = state or RocketState()
+        self.pending_heap: List[Tuple[int, Message]] = []
+        self.pending_numbers = set()
+
+    def has_seen(self, number: int) -> bool:
+        """Tell whether a message number was already applied or buffered."""
+        return number <= self.state.last_message_number or number in self.pending_numbers
+
+    def buffer(self, message: Message) -> None:
+        """Keep an early message until the gap before it fills."""
+        # Numbers are unique within the heap, so the message itself is never compared.
+        heapq.heappush(self.pending_heap, (message.number, message))
+        self.pending_numbers.add(message.number)
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if the rocket breaks a documented invariant."""
+        heap_numbers = [number for number, _ in self.pending_heap]
+        assert len(heap_numbers) == len(self.pending_numbers), (
+            f"{self.channel}: heap holds {len(heap_numbers)} entries but "
+            f"pending_numbers holds {len(self.pending_numbers)}"
+        )
+        assert set(heap_numbers) == self.pending_numbers, (
+            f"{self.channel}: heap and pending_numbers disagree"
+        )
+        next_number = self.state.last_message_number + 1
+        assert all(number > next_number for number in heap_numbers), (
+            f"{self.channel}: message {next_number} is pending but could be applied"
+        )
+
+    def to_json(self) -> Dict[str, Any]:
+        """Return the rocket as the API's JSON object."""
+        state = self.state
+        return {
+            "channel": self.channel,
+            "type": state.type,
+            "speed": _json_number(state.speed),
+            "mission": state.mission,
+            "status": state.status,
+            "explosionReason": state.explosion_reason,
+            "launchTime": state.launch_time,
+            "lastMessageNumber": state.last_message_number,
+            "lastMessageTime": state.last_message_time,
+            "pendingMessages": len(self.pending_numbers),
+        }
+
+    def launch_order(self) -> Tuple[bool, int, str]:
+        """Sort key: launched rockets by launch instant, then channel; pending last."""
+        instant = self.state.launch_instant
+        return (instant is None, instant or 0, self.channel)
+
+
+# Listeners receive each rocket whose applied state changed, under the lock.
+RocketListener = Callable[[Rocket], None]
+
+
+class ControlCenter:
+    """The fleet's state: applies each rocket's messages in message-number order.
+
+    One re-entrant lock guards every rocket, its pending heap and the counters;
+    every public method takes it, so readers always see a consistent fleet.
+    It is re-entrant so that listeners and the journal may call back into
+    read methods while a message is being applied.
+    """
+
+    def __init__(self, journal: Optional[Journal] = None) -> None:
+        self._lock = threading.RLock()
+        self._journal = journal or Journal()
+        self._rockets_by_channel: Dict[str, Rocket] = {}
+        self._listeners: List[RocketListener] = []
+        self.outcome_counts = {outcome: 0 for outcome in Outcome}
+
+    # -- ingestion ------------------------------------------------------------
+
+    def receive(self, message: Message) -> Outcome:
+        """Record and apply, buffer or ignore one message.
+
+        Raises ``JournalError`` when the message could not be recorded, in
+        which case nothing changed and the message must not be acknowledged.
+        """
+        with self._lock:
+            rocket = self._rockets_by_channel.get(message.channel)
+            if rocket is None:
+                rocket = Rocket(message.channel)
+            elif rocket.has_seen(message.number):
+                logger.debug(
+                    "duplicate message %d on channel %s ignored",
+                    message.number, message.channel,
+                )
+                self.outcome_counts[Outcome.DUPLICATE] += 1
+                return Outcome.DUPLICATE
+
+            if message.number != rocket.state.last_message_number + 1:
+                self._journal.record(message, None)
+                rocket.buffer(message)
+                self._rockets_by_channel[rocket.channel] = rocket
+                self.outcome_counts[Outcome.BUFFERED] += 1
+                return Outcome.BUFFERED
+
+            applied = apply_message(rocket.channel, rocket.state, message)
+            state, drained = self._drain(rocket, applied)
+            try:
+                self._journal.record(message, state)
+            except BaseException:
+                for waiting in drained:
+                    heapq.heappush(rocket.pending_heap, (waiting.number, waiting))
+                raise
+            self._commit_drain(rocket, state, drained)
+            self.outcome_counts[Outcome.APPLIED] += 1
+            return Outcome.APPLIED
+
+    def restore(self, states: Iterable[Tuple[str, RocketState]], pending: Iterable[Message]) -> None:
+        """Load rocket states and buffered messages read back from a journal.
+
+        Nothing is recorded again. Buffered messages that turn out to be next
+        in line are applied, and the resulting state is recorded.
+        """
+        with self._lock:
+            for channel, state in states:
+                self._rockets_by_channel[channel] = Rocket(channel, state)
+            for message in pending:
+                rocket = self._rockets_by_channel.setdefault(
+                    message.channel, Rocket(message.channel)
+                )
+                if not rocket.has_seen(message.number):
+                    rocket.buffer(message)
+            for rocket in self._rockets_by_channel.values():
+                state, drained = self._drain(rocket, rocket.state)
+                if drained:  # only if a crash split a message from its state
+                    self._journal.save_state(rocket.channel, state)
+                    self._commit_drain(rocket, state, drained)
+
+    def add_listener(self, listener: RocketListener) -> None:
+        """Call ``listener`` with each rocket whose applied state changes."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def _drain(self, rocket: Rocket, state: RocketState) -> Tuple[RocketState, List[Message]]:
+        """Apply pending messages while the heap's head is the next number.
+
+        Caller holds the lock. The popped messages are returned so that the
+        caller can push them back if recording fails; ``pending_numbers`` is
+        left alone until ``_commit_drain``.
+        """
+        heap = rocket.pending_heap
+        drained = []
+        while heap and heap[0][0] == state.last_message_number + 1:
+            _, message = heapq.heappop(heap)
+            drained.append(message)
+            state = apply_message(rocket.channel, state, message)
+        return state, drained
+
+    def _commit_drain(self, rocket: Rocket, state: RocketState, drained: List[Message]) -> None:
+        """Install a recorded state. Caller holds the lock."""
+        for message in drained:
+            rocket.pending_numbers.discard(message.number)
+        rocket.state = state
+        self._rockets_by_channel[rocket.channel] = rocket
+        for listener in self._listeners:
+            try:
+                listener(rocket)
+            except Exception:
+                logger.exception("rocket listener failed for channel %s", rocket.channel)
+
+    # -- queries ---------------------------------------------------------------
+
+    def rockets(self) -> List[Dict[str, Any]]:
+        """Return every rocket as JSON, by launch time, then channel; pending last."""
+        with self._lock:
+            ordered = sorted(self._rockets_by_channel.values(), key=Rocket.launch_order)
+            return [rocket.to_json() for rocket in ordered]
+
+    def rocket(self, channel: str) -> Optional[Dict[str, Any]]:
+        """Return one rocket as JSON, or None if the channel is unknown."""
+        with self._lock:
+            rocket = self._rockets_by_channel.get(channel)
+            return None if rocket is None else rocket.to_json()
+
+    def missions(self) -> List[str]:
+        """Return current mission names, unique and sorted case-insensitively.
+
+        When rockets spell one mission differently, the spelling that sorts
+        first by code point is shown, so the answer does not depend on order
+        of arrival.
+        """
+        with self._lock:
+            spellings: Dict[str, str] = {}
+            for rocket in self._rockets_by_channel.values():
+                mission = rocket.state.mission
+                if mission is None:
+                    continue
+                key = mission.casefold()
+                if key not in spellings or mission < spellings[key]:
+                    spellings[key] = mission
+            return [spellings[key] for key in sorted(spellings)]
+
+    def mission_rockets(self, mission: str) -> List[Dict[str, Any]]:
+        """Return the rockets whose current mission matches, case-insensitively."""
+        key = mission.casefold()
+        with self._lock:
+            matching = [
+                rocket for rocket in self._rockets_by_channel.values()
+                if rocket.state.mission is not None and rocket.state.mission.casefold() == key
+            ]
+            matching.sort(key=Rocket.launch_order)
+            return [rocket.to_json() for rocket in matching]
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if any rocket breaks a documented invariant."""
+        with self._lock:
+            for rocket in self._rockets_by_channel.values():
+                rocket.check_invariants()
+
+
+def apply_message(channel: str, state: RocketState, message: Message) -> RocketState:
+    """Return the state after applying the next message of a rocket's sequence.
+
+    The caller has checked that ``message.number`` is the next expected one.
+    """
+    assert message.number == state.last_message_number + 1, (
+        f"{channel}: message {message.number} applied after {state.last_message_number}"
+    )
+    advanced = state._replace(
+        last_message_number=message.number, last_message_time=message.time
+    )
+    payload = message.payload
+
+    if state.status == EXPLODED:
+        logger.debug("channel %s exploded; message %d is a no-op", channel, message.number)
+        return advanced
+    if message.type == ROCKET_LAUNCHED:
+        if state.status == LAUNCHED:
+            logger.warning(
+                "channel %s: second RocketLaunched (message %d) ignored",
+                channel, message.number,
+            )
+            return advanced
+        return advanced._replace(
+            type=payload["type"],
+            speed=payload["launchSpeed"],
+            mission=payload["mission"],
+            status=LAUNCHED,
+            launch_time=message.time,
+            launch_instant=message.instant,
+        )
+    if message.type not in _CHANGES:
+        logger.warning(
+            "channel %s: unknown message type %r (message %d) advances the sequence only",
+            channel, message.type, message.number,
+        )
+        return advanced
+    if state.status == PENDING:
+        logger.warning(
+            "channel %s: %s (message %d) arrived before the launch and changes nothing",
+            channel, message.type, message.number,
+        )
+        return advanced
+    return _CHANGES[message.type](advanced, payload)
+
+
+_CHANGES: Dict[str, Callable[[RocketState, Dict[str, Any]], RocketState]] = {
+    ROCKET_SPEED_INCREASED: lambda state, payload: state._replace(speed=state.speed + payload["by"]),
+    ROCKET_SPEED_DECREASED: lambda state, payload: state._replace(speed=state.speed - payload["by"]),
+    ROCKET_EXPLODED: lambda state, payload: state._replace(
+        status=EXPLODED, explosion_reason=payload["reason"]
+    ),
+    ROCKET_MISSION_CHANGED: lambda state, payload: state._replace(mission=payload["newMission"]),
+}
+
+
+def _json_number(value: Optional[float]) -> Optional[float]:
+    """Render an integral float as an integer, so 1500.0 reads as 1500."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_EXACT_FLOAT:
+        return int(value)
+    return value

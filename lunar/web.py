@@ -1,0 +1,357 @@
+"""HTTP plumbing: the threaded server, the request handler and the route table.
+
+The handler reads a request, finds its route, calls the endpoint and writes
+the ``Response`` it returns. Every failure becomes one JSON error body
+``{"error": "..."}``, including the protocol errors that ``http.server``
+reports itself, so no client ever sees the standard library's HTML page. The
+endpoints live in ``lunar.api``; this module knows nothing about rockets.
+"""
+
+import json
+import logging
+import socket
+import socketserver
+import urllib.parse
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from lunar import __version__
+
+logger = logging.getLogger(__name__)
+
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+MAX_BODY_BYTES = 1024 * 1024  # 1 MiB; larger request bodies get 413
+MAX_REQUEST_LINE_BYTES = 65536  # as in http.server; longer lines get 414
+IDLE_TIMEOUT_SECONDS = 5.0  # an idle keep-alive connection is closed after this
+LISTEN_BACKLOG = 1024  # pending connections the kernel queues before accept()
+MAX_CHUNK_LINE_BYTES = 1024  # a chunk-size line with extensions
+
+
+class HttpError(Exception):
+    """Raised to answer a request with an error status and a JSON message."""
+
+    def __init__(
+        self,
+        status: HTTPStatus,
+        message: str,
+        headers: Optional[Dict[str, str]] = None,
+        close: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+        self.close = close  # whether the connection cannot be reused afterwards
+
+
+class Response(NamedTuple):
+    """What an endpoint returns: a status, headers and a body."""
+
+    status: HTTPStatus
+    body: bytes = b""
+    headers: Dict[str, str] = {}
+
+
+def json_response(data: Any, status: HTTPStatus = HTTPStatus.OK) -> Response:
+    """Return ``data`` serialized as a UTF-8 JSON response."""
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return Response(status, body, {"Content-Type": JSON_CONTENT_TYPE})
+
+
+def error_body(message: str) -> bytes:
+    """Return the JSON error document for ``message``."""
+    return json.dumps({"error": message}, ensure_ascii=False).encode("utf-8")
+
+
+class Request:
+    """One parsed HTTP request, as the endpoints see it."""
+
+    def __init__(self, handler: "RequestHandler", path: str, query: Dict[str, List[str]],
+                 params: Dict[str, str]) -> None:
+        self._handler = handler
+        self.method = handler.command
+        self.path = path
+        self.query = query
+        self.params = params
+        self.headers = handler.headers
+        self.client_address = handler.client_address
+
+    def read_body(self) -> bytes:
+        """Read the request body, decoding chunked transfer coding.
+
+        Raises ``HttpError`` with 411 when the length is unknown, 400 when
+        it is malformed and 413 when it exceeds ``MAX_BODY_BYTES``.
+        """
+        return self._handler.read_body()
+
+
+Endpoint = Callable[[Request], Response]
+
+
+class Route:
+    """A path template such as ``/rockets/{channel}`` and its endpoints by method."""
+
+    def __init__(self, template: str, endpoints: Dict[str, Endpoint]) -> None:
+        self.template = template
+        self.segments = template.strip("/").split("/")
+        self.endpoints = dict(endpoints)
+        if "GET" in self.endpoints:
+            self.endpoints.setdefault("HEAD", self.endpoints["GET"])
+        self.allow = ", ".join(sorted(set(self.endpoints) | {"OPTIONS"}))
+
+    def match(self, segments: Sequence[str]) -> Optional[Dict[str, str]]:
+        """Return the captured parameters if ``segments`` fit the template."""
+        if len(segments) != len(self.segments):
+            return None
+        params = {}
+        for pattern, segment in zip(self.segments, segments):
+            if pattern.startswith("{"):
+                if not segment:
+                    return None
+                params[pattern[1:-1]] = segment
+            elif pattern != segment:
+                return None
+        return params
+
+
+def find_route(routes: Sequence[Route], raw_path: str) -> Tuple[Optional[Route], Dict[str, str], str, Dict[str, List[str]]]:
+    """Split a request target and return its route, parameters, path and query.
+
+    Segments are percent-decoded after splitting on ``/``, so ``%2F`` inside
+    a segment stays part of that segment.
+    """
+    path, _, query_text = raw_path.partition("?")
+    path = path.partition("#")[0]
+    query = urllib.parse.parse_qs(query_text, keep_blank_values=True)
+    try:
+        segments = [
+            urllib.parse.unquote(segment, errors="strict")
+            for segment in path.strip("/").split("/")
+        ]
+    except UnicodeDecodeError:
+        raise HttpError(HTTPStatus.BAD_REQUEST, f"path {path!r} is not valid percent-encoded UTF-8") from None
+    for route in routes:
+        params = route.match(segments)
+        if params is not None:
+            return route, params, path, query
+    return None, {}, path, query
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    """Serve one connection: read requests, dispatch them, write JSON answers.
+
+    ``server.routes`` supplies the route table. Every method, including
+    ones ``http.server`` does not know, goes through ``dispatch``.
+    """
+
+    protocol_version = "HTTP/1.1"  # keep-alive, which the rockets program relies on
+    server_version = f"lunar/{__version__}"
+    # Without this, each small keep-alive response waits about 40 ms for the
+    # client's delayed ACK before the next request can go out.
+    disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        self.timeout = self.server.idle_timeout
+        super().setup()
+        self._body_pending = False
+
+    def handle_one_request(self) -> None:
+        """Read one request and answer it, whatever its method."""
+        try:
+            self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE_BYTES + 1)
+            if len(self.raw_requestline) > MAX_REQUEST_LINE_BYTES:
+                self.requestline = ""
+                self.request_version = ""
+                self.command = ""
+                self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():
+                return
+            self.dispatch()
+            self.wfile.flush()
+        except socket.timeout:
+            logger.debug("connection from %s timed out", self.address_string())
+            self.close_connection = True
+        except ConnectionError as error:
+            logger.debug("connection from %s failed: %s", self.address_string(), error)
+            self.close_connection = True
+
+    def dispatch(self) -> None:
+        """Route the parsed request and write the response or a JSON error."""
+        self._body_pending = self._has_body()
+        try:
+            response = self._respond()
+        except HttpError as error:
+            response = Response(error.status, error_body(error.message),
+                                {"Content-Type": JSON_CONTENT_TYPE, **error.headers})
+            if error.close:
+                self.close_connection = True
+        except Exception:
+            logger.exception("unexpected error answering %s %s", self.command, self.path)
+            response = Response(
+                HTTPStatus.INTERNAL_SERVER_ERROR,
+                error_body("internal server error; the server log has the details"),
+                {"Content-Type": JSON_CONTENT_TYPE},
+            )
+        if self._body_pending:
+            # An unread body would be parsed as the next request.
+            self.close_connection = True
+        self.write_response(response)
+
+    def _respond(self) -> Response:
+        route, params, path, query = find_route(self.server.routes, self.path)
+        if route is None:
+            raise HttpError(HTTPStatus.NOT_FOUND, f"no resource at {path!r}")
+        endpoint = route.endpoints.get(self.command)
+        if endpoint is None:
+            if self.command == "OPTIONS":
+                return Response(HTTPStatus.NO_CONTENT, b"", {"Allow": route.allow})
+            raise HttpError(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                f"method {self.command} is not allowed on {route.template}; "
+                f"allowed: {route.allow}",
+                {"Allow": route.allow},
+            )
+        return endpoint(Request(self, path, query, params))
+
+    def write_response(self, response: Response) -> None:
+        """Send status, headers and (except for HEAD) the body."""
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and response.body:
+            self.wfile.write(response.body)
+
+    def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
+        """Answer a protocol error found by ``http.server`` with a JSON body."""
+        status = HTTPStatus(code)
+        text = message or explain or status.phrase
+        logger.info("rejected request from %s: %d %s", self.address_string(), code, text)
+        self.close_connection = True
+        self.write_response(Response(status, error_body(text), {"Content-Type": JSON_CONTENT_TYPE}))
+
+    def read_body(self) -> bytes:
+        """Read the request body; see ``Request.read_body``."""
+        self._body_pending = False
+        transfer_encoding = self.headers.get("Transfer-Encoding")
+        if transfer_encoding is not None:
+            if transfer_encoding.strip().lower() != "chunked":
+                raise HttpError(HTTPStatus.NOT_IMPLEMENTED,
+                                f"Transfer-Encoding {transfer_encoding!r} is not supported; "
+                                "use chunked or Content-Length", close=True)
+            return self._read_chunked_body()
+
+        length_text = self.headers.get("Content-Length")
+        if length_text is None:
+            raise HttpError(HTTPStatus.LENGTH_REQUIRED,
+                            "Content-Length header is required", close=True)
+        if not length_text.strip().isdigit():
+            raise HttpError(HTTPStatus.BAD_REQUEST,
+                            f"Content-Length {length_text!r} is not a non-negative integer",
+                            close=True)
+        length = int(length_text)
+        if length > self.server.max_body_bytes:
+            raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                            f"body of {length} bytes exceeds the limit of "
+                            f"{self.server.max_body_bytes} bytes", close=True)
+        body = self.rfile.read(length)
+        if len(body) != length:
+            raise HttpError(HTTPStatus.BAD_REQUEST,
+                            f"body ended after {len(body)} of {length} bytes", close=True)
+        return body
+
+    def _read_chunked_body(self) -> bytes:
+        limit = self.server.max_body_bytes
+        chunks = []
+        size = 0
+        while True:
+            line = self.rfile.readline(MAX_CHUNK_LINE_BYTES + 1)
+            size_text = line.split(b";", 1)[0].strip()
+            try:
+                chunk_size = int(size_text, 16)
+            except ValueError:
+                raise HttpError(HTTPStatus.BAD_REQUEST,
+                                f"invalid chunk size line {line[:40]!r}", close=True) from None
+            if chunk_size < 0:
+                raise HttpError(HTTPStatus.BAD_REQUEST, "negative chunk size", close=True)
+            if chunk_size == 0:
+                break
+            size += chunk_size
+            if size > limit:
+                raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                                f"chunked body exceeds the limit of {limit} bytes", close=True)
+            chunk = self.rfile.read(chunk_size)
+            if len(chunk) != chunk_size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise HttpError(HTTPStatus.BAD_REQUEST, "chunked body is truncated", close=True)
+            chunks.append(chunk)
+        # Skip trailer fields up to the blank line that ends the body.
+        while self.rfile.readline(MAX_CHUNK_LINE_BYTES + 1) not in (b"\r\n", b"\n", b""):
+            pass
+        return b"".join(chunks)
+
+    def _has_body(self) -> bool:
+        if "Transfer-Encoding" in self.headers:
+            return True
+        length = self.headers.get("Content-Length", "0").strip()
+        return length != "0" and length != ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s " + format, self.address_string(), *args)
+
+    def log_error(self, format: str, *args: Any) -> None:
+        logger.info("%s " + format, self.address_string(), *args)
+
+    def address_string(self) -> str:
+        return str(self.client_address[0])
+
+
+class LunarHTTPServer(ThreadingHTTPServer):
+    """A threaded HTTP server for IPv4 or IPv6 that serves a route table."""
+
+    daemon_threads = True  # idle keep-alive threads must not delay shutdown
+    allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
+
+    def __init__(self, address: Tuple[str, int], routes: Sequence[Route],
+                 idle_timeout: float = IDLE_TIMEOUT_SECONDS,
+                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        self.address_family = _address_family(address[0])
+        self.routes = list(routes)
+        self.idle_timeout = idle_timeout
+        self.max_body_bytes = max_body_bytes
+        super().__init__(address, RequestHandler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind would call socket.getfqdn(), a DNS lookup
+        # that can stall start-up on a machine without a resolver.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = host
+        self.server_port = port
+
+    @property
+    def url(self) -> str:
+        """Return the base URL clients use to reach this server."""
+        host, port = self.server_address[:2]
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{port}"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.exception("unhandled error serving %s", client_address)
+
+
+def _address_family(host: str) -> socket.AddressFamily:
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise OSError(f"cannot resolve host {host!r}: {error}") from None
+    return infos[0][0]
