@@ -15,12 +15,14 @@ from typing import List, Optional
 
 from lunar.api import FleetApi
 from lunar.fleet import ControlCenter
+from lunar.store import MEMORY, SYNC_LEVELS, SQLiteJournal, StoreError
 from lunar.web import LunarHTTPServer
 
 logger = logging.getLogger("lunar.server")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8088
+DEFAULT_DATABASE = "lunar.db"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -37,6 +39,13 @@ def parse_arguments(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="TCP port; 0 picks a free one and logs it (default: %(default)s)")
     parser.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS,
                         help="minimum level of log lines on stderr (default: %(default)s)")
+    parser.add_argument("--db", default=DEFAULT_DATABASE, metavar="PATH",
+                        help="SQLite database file that keeps every accepted message; "
+                             f"'{MEMORY}' keeps nothing after exit (default: %(default)s)")
+    parser.add_argument("--sync", default="normal", choices=sorted(SYNC_LEVELS),
+                        help="durability of each commit: 'normal' survives a crash of "
+                             "lunar, 'full' also survives power loss and OS crashes but "
+                             "is slower (default: %(default)s)")
     return parser.parse_args(argv)
 
 
@@ -48,11 +57,23 @@ def main(argv: Optional[List[str]] = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
-    control_center = ControlCenter()
+    try:
+        journal = SQLiteJournal(arguments.db, sync=arguments.sync)
+        restored = journal.load()
+    except StoreError as error:
+        logger.error("cannot start: %s", error)
+        return 1
+    control_center = ControlCenter(journal)
+    control_center.restore(restored.states, restored.pending)
+    logger.info("database %s (sync %s): restored %d rockets, %d stored messages, %d buffered",
+                arguments.db, arguments.sync, len(restored.states), restored.message_count,
+                len(restored.pending))
+
     try:
         server = LunarHTTPServer((arguments.host, arguments.port), FleetApi(control_center).routes())
     except OSError as error:
         logger.error("cannot listen on %s port %d: %s", arguments.host, arguments.port, error)
+        journal.close()
         return 1
 
     stop_requested = threading.Event()
@@ -73,6 +94,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         server.serve_forever(poll_interval=0.5)
     finally:
         server.server_close()
+        journal.close()
     logger.info("lunar stopped")
     return 0
 

@@ -79,10 +79,11 @@ class Journal:
     """
 
     def record(self, message: Message, state: Optional[RocketState]) -> None:
-        """Record an accepted message.
+        """Record an accepted message and, if given, its rocket's new state.
 
         ``state`` is the rocket's state after the message and any drained
-        followers were applied, or None when the message was only buffered.
+        followers were applied; it is None when a known rocket only buffered
+        the message, so its state did not change.
         """
 
     def save_state(self, channel: str, state: RocketState) -> None:
@@ -175,7 +176,8 @@ class ControlCenter:
         """
         with self._lock:
             rocket = self._rockets_by_channel.get(message.channel)
-            if rocket is None:
+            is_new = rocket is None
+            if is_new:
                 rocket = Rocket(message.channel)
             elif rocket.has_seen(message.number):
                 logger.debug(
@@ -186,7 +188,9 @@ class ControlCenter:
                 return Outcome.DUPLICATE
 
             if message.number != rocket.state.last_message_number + 1:
-                self._journal.record(message, None)
+                # A new rocket's first state is saved even when nothing applies,
+                # so that every stored message belongs to a saved rocket.
+                self._journal.record(message, rocket.state if is_new else None)
                 rocket.buffer(message)
                 self._rockets_by_channel[rocket.channel] = rocket
                 self.outcome_counts[Outcome.BUFFERED] += 1
