@@ -292,6 +292,8 @@ def compact(path: str, older_than_seconds: float, now: Optional[float] = None) -
     state stay. Returns the number of messages deleted.
     """
     cutoff = (time.time() if now is None else now) - older_than_seconds
+    if path == MEMORY or not os.path.exists(path):
+        raise StoreError(f"database {path} does not exist; pass the file the server uses with --db")
     try:
         connection = _connect(path)
     except sqlite3.Error as error:

@@ -1,5 +1,8 @@
 """Tests of the SQLite message log: restart, schema versions, failures, compaction."""
 
+import argparse
+import contextlib
+import io
 import json
 import os
 import sqlite3
@@ -7,7 +10,7 @@ import tempfile
 import unittest
 from unittest import mock
 
-from lunar import store
+from lunar import admin, store
 from lunar.fleet import ControlCenter, JournalError
 from lunar.messages import decode_message
 from lunar.store import SQLiteJournal, StoreError, compact
@@ -222,6 +225,37 @@ class CompactTest(StoreTestCase):
         journal.close()
         _, restored = self.open_fleet()
         self.assertEqual(restored.rockets(), before)
+
+    def test_compact_rejects_missing_file(self):
+        with self.assertRaisesRegex(StoreError, "does not exist"):
+            compact(self.path + ".missing", older_than_seconds=1)
+        self.assertFalse(os.path.exists(self.path + ".missing"))
+
+    def test_admin_compact_and_stats_commands(self):
+        journal, fleet = self.open_fleet()
+        fleet.receive(make_message("a", 1, "RocketLaunched"))
+        fleet.receive(make_message("a", 3))
+        output = io.StringIO()
+
+        with contextlib.redirect_stdout(output):
+            self.assertEqual(admin.main(["stats", "--db", self.path]), 0)
+            self.assertEqual(admin.main(["compact", "--db", self.path, "--older-than", "0s"]), 0)
+            self.assertEqual(admin.main(["stats", "--db", self.path]), 0)
+
+        lines = output.getvalue().splitlines()
+        self.assertIn("1 rockets, 2 stored messages (1 buffered)", lines[0])
+        self.assertIn("deleted 1 applied messages", lines[1])
+        self.assertIn("1 rockets, 1 stored messages (1 buffered)", lines[2])
+
+    def test_admin_age_parsing(self):
+        cases = {"90s": 90, "30m": 1800, "12h": 43200, "7d": 604800, "1.5h": 5400}
+        for text, seconds in cases.items():
+            with self.subTest(text=text):
+                self.assertEqual(admin.parse_age(text), seconds)
+        for text in ("", "7", "d", "-1d", "1w"):
+            with self.subTest(text=text):
+                with self.assertRaises(argparse.ArgumentTypeError):
+                    admin.parse_age(text)
 
     def test_compact_keeps_recent_messages(self):
         _, fleet = self.open_fleet()
