@@ -40,7 +40,8 @@ SYNC_LEVELS = {
     # synchronous=FULL: every commit is fsync'ed; survives power loss too.
     "full": "FULL",
 }
-COMPACT_BATCH_ROWS = 10_000  # rows deleted per transaction, so writers never wait long
+COMPACT_BATCH_ROWS = 10_000  # rows deleted per transaction, so a server's writes wait briefly
+VACUUM_STEP_PAGES = 2_000  # pages released to the file system per step
 
 _SCHEMA = (
     """CREATE TABLE messages (
@@ -125,15 +126,18 @@ class SQLiteJournal(Journal):
                 f"{version}; this lunar reads up to {SCHEMA_VERSION}); upgrade lunar "
                 "or start with another --db"
             )
+        is_new = version == 0 and not _has_tables(connection)
+        if is_new:
+            # Only possible before the first table exists, and outside a transaction.
+            connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
         if self.path != MEMORY:
             mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise StoreError(f"database {self.path} cannot use WAL mode (got {mode})")
         connection.execute(f"PRAGMA synchronous={SYNC_LEVELS[sync]}")
 
-        if version == 0 and not _has_tables(connection):
+        if is_new:
             with _transaction(connection):
-                connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
                 for statement in _SCHEMA:
                     connection.execute(statement)
                 connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -313,7 +317,12 @@ def compact(path: str, older_than_seconds: float, now: Optional[float] = None) -
             deleted += cursor.rowcount
             if cursor.rowcount < COMPACT_BATCH_ROWS:
                 break
-        connection.execute("PRAGMA incremental_vacuum")
+        # Release free pages in small steps, so a server's writes never wait long.
+        # executescript steps the pragma to completion; execute would free one page.
+        while connection.execute("PRAGMA freelist_count").fetchone()[0] > 0:
+            connection.executescript(f"PRAGMA incremental_vacuum({VACUUM_STEP_PAGES});")
+        # Copy the freed pages out of the write-ahead log so the file shrinks now.
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     except sqlite3.Error as error:
         raise StoreError(_explain(path, error)) from None
     finally:
