@@ -50,7 +50,7 @@ def parse_arguments(argv: Optional[List[str]]) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run the service until it is told to stop; return the exit status."""
+    """Run the service until SIGINT or SIGTERM; return the exit status."""
     arguments = parse_arguments(argv)
     logging.basicConfig(
         level=arguments.log_level,

@@ -83,7 +83,7 @@ class StoredMessage(NamedTuple):
 
 
 class RestoredFleet(NamedTuple):
-    """What ``SQLiteJournal.load`` read back."""
+    """The rocket states and buffered messages read back by ``SQLiteJournal.load``."""
 
     states: List[Tuple[str, RocketState]]
     pending: List[Message]
@@ -400,7 +400,7 @@ def _lock_file(path: str) -> Optional[object]:
 
 
 def _explain(path: str, error: sqlite3.Error) -> str:
-    """Turn an SQLite error into a message that says what to do."""
+    """Return an SQLite error as a message that names the next step."""
     text = str(error)
     lowered = text.lower()
     if "locked" in lowered or "busy" in lowered:

@@ -1,8 +1,8 @@
 """Run ``lunar_server.py`` as a child process for tests that need a real process.
 
 Starts the server on an ephemeral loopback port, reads the port from its
-ready line, and stops it with a signal. It does not check what the server
-answers: the tests do that.
+ready line, and stops it with a signal. It does not check the server's
+responses: the tests do that.
 """
 
 import os
