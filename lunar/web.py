@@ -234,6 +234,10 @@ class RequestHandler(BaseHTTPRequestHandler):
         """Answer a protocol error found by ``http.server`` with a JSON body."""
         status = HTTPStatus(code)
         text = message or explain or status.phrase
+        if self.request_version == "HTTP/0.9":
+            # parse_request leaves this default when it cannot read the request
+            # line, and an HTTP/0.9 reply would have no status line or headers.
+            self.request_version = "HTTP/1.0"
         logger.info("rejected request from %s: %d %s", self.address_string(), code, text)
         self.close_connection = True
         self.write_response(Response(status, error_body(text), {"Content-Type": JSON_CONTENT_TYPE}))
