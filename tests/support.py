@@ -11,6 +11,7 @@ instead of hanging it.
 
 import datetime
 import http.client
+import io
 import json
 import socket
 import threading
@@ -359,3 +360,31 @@ def read_until_closed(sock: socket.socket, limit: int = 1 << 20) -> bytes:
         chunks.append(chunk)
         received += len(chunk)
     return b"".join(chunks)
+
+
+class _RecordedSocket:
+    """A socket stand-in that lets ``http.client`` parse bytes already read."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def makefile(self, mode: str, *args: Any, **kwargs: Any) -> io.BytesIO:
+        return io.BytesIO(self._data)
+
+
+def parse_response(raw: bytes, method: str = "GET") -> Reply:
+    """Parse the first HTTP response in ``raw`` with ``http.client``."""
+    response = http.client.HTTPResponse(_RecordedSocket(raw), method=method)
+    response.begin()
+    return Reply(response.status, response.headers, response.read())
+
+
+def exchange_raw(server: RunningServer, data: bytes) -> bytes:
+    """Send raw bytes on a new connection and return all bytes until the server closes it.
+
+    Send only what the server will read: data left unread when the server
+    closes makes its kernel send a reset, which can discard the response.
+    """
+    with server.raw_socket() as sock:
+        sock.sendall(data)
+        return read_until_closed(sock)
