@@ -40,7 +40,7 @@ class Message(NamedTuple):
     """One validated telemetry message.
 
     ``time`` is the sender's messageTime text, kept exactly as sent, and
-    ``instant`` is the same moment in nanoseconds since the epoch. ``body``
+    ``instant`` is the same moment in nanoseconds since the epoch. ``source``
     is the message's JSON text, kept so that stored messages can be replayed.
     """
 
