@@ -161,7 +161,7 @@ class ControlCenter:
 
     def __init__(self, journal: Optional[Journal] = None) -> None:
         self._lock = threading.RLock()
-        self._journal = journal or Journal()
+        self._journal = journal if journal is not None else Journal()
         self._rockets_by_channel: Dict[str, Rocket] = {}
         self._listeners: List[RocketListener] = []
         self.outcome_counts = {outcome: 0 for outcome in Outcome}

@@ -40,7 +40,7 @@ class Message(NamedTuple):
     """One validated telemetry message.
 
     ``time`` is the sender's messageTime text, kept exactly as sent, and
-    ``instant`` is the same moment in nanoseconds since the epoch. ``body``
+    ``instant`` is the same moment in nanoseconds since the epoch. ``source``
     is the message's JSON text, kept so that stored messages can be replayed.
     """
 
@@ -139,6 +139,15 @@ def _required_text(container: Dict[str, Any], key: str, name: str) -> str:
     value = container.get(key)
     if not isinstance(value, str) or not value:
         raise InvalidMessage(_wrong_kind(name, value, "a non-empty string"))
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        # A JSON escape such as "\ud800" decodes to a lone surrogate, which
+        # no UTF-8 response can carry, so every later GET would fail.
+        raise InvalidMessage(
+            f"{name} must be valid Unicode text, but it contains the lone "
+            f"surrogate \\u{ord(value[error.start]):04x}"
+        ) from None
     return value
 
 

@@ -234,6 +234,10 @@ class RequestHandler(BaseHTTPRequestHandler):
         """Answer a protocol error found by ``http.server`` with a JSON body."""
         status = HTTPStatus(code)
         text = message or explain or status.phrase
+        if self.request_version == "HTTP/0.9":
+            # parse_request leaves this default when it cannot read the request
+            # line, and an HTTP/0.9 reply would have no status line or headers.
+            self.request_version = "HTTP/1.0"
         logger.info("rejected request from %s: %d %s", self.address_string(), code, text)
         self.close_connection = True
         self.write_response(Response(status, error_body(text), {"Content-Type": JSON_CONTENT_TYPE}))
@@ -253,11 +257,19 @@ class RequestHandler(BaseHTTPRequestHandler):
         if length_text is None:
             raise HttpError(HTTPStatus.LENGTH_REQUIRED,
                             "Content-Length header is required", close=True)
-        if not length_text.strip().isdigit():
+        # str.isdigit() alone would accept Latin-1 digits such as "\xb2", which int() rejects.
+        if not (length_text.strip().isascii() and length_text.strip().isdigit()):
             raise HttpError(HTTPStatus.BAD_REQUEST,
                             f"Content-Length {length_text!r} is not a non-negative integer",
                             close=True)
-        length = int(length_text)
+        significant_digits = length_text.strip().lstrip("0") or "0"
+        # int() rejects more than 4300 digits (CPython 3.11, 3.10.7 and 3.9.14 on),
+        # so a length with more digits than the limit is rejected unparsed.
+        if len(significant_digits) > len(str(self.server.max_body_bytes)):
+            raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                            f"Content-Length of {len(significant_digits)} digits exceeds "
+                            f"the limit of {self.server.max_body_bytes} bytes", close=True)
+        length = int(significant_digits)
         if length > self.server.max_body_bytes:
             raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                             f"body of {length} bytes exceeds the limit of "
