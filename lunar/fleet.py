@@ -201,8 +201,7 @@ class ControlCenter:
             try:
                 self._journal.record(message, state)
             except BaseException:
-                for waiting in drained:
-                    heapq.heappush(rocket.pending_heap, (waiting.number, waiting))
+                self._push_back(rocket, drained)
                 raise
             self._commit_drain(rocket, state, drained)
             self.outcome_counts[Outcome.APPLIED] += 1
@@ -226,7 +225,11 @@ class ControlCenter:
             for rocket in self._rockets_by_channel.values():
                 state, drained = self._drain(rocket, rocket.state)
                 if drained:  # only if a crash split a message from its state
-                    self._journal.save_state(rocket.channel, state)
+                    try:
+                        self._journal.save_state(rocket.channel, state)
+                    except BaseException:
+                        self._push_back(rocket, drained)
+                        raise
                     self._commit_drain(rocket, state, drained)
 
     def add_listener(self, listener: RocketListener) -> None:
@@ -248,6 +251,11 @@ class ControlCenter:
             drained.append(message)
             state = apply_message(rocket.channel, state, message)
         return state, drained
+
+    def _push_back(self, rocket: Rocket, drained: List[Message]) -> None:
+        """Return drained messages to the heap after a failed write. Caller holds the lock."""
+        for message in drained:
+            heapq.heappush(rocket.pending_heap, (message.number, message))
 
     def _commit_drain(self, rocket: Rocket, state: RocketState, drained: List[Message]) -> None:
         """Install a recorded state. Caller holds the lock."""

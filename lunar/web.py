@@ -223,7 +223,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
+        if response.status != HTTPStatus.NO_CONTENT:  # a 204 must not carry one
+            self.send_header("Content-Length", str(len(response.body)))
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -288,6 +289,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             line = self.rfile.readline(MAX_CHUNK_LINE_BYTES + 1)
             size_text = line.split(b";", 1)[0].strip()
             try:
+                if not size_text or size_text.strip(b"0123456789abcdefABCDEF"):
+                    raise ValueError(size_text)
                 chunk_size = int(size_text, 16)
             except ValueError:
                 raise HttpError(HTTPStatus.BAD_REQUEST,

@@ -9,9 +9,10 @@ import random
 import sys
 import threading
 import unittest
+from unittest import mock
 from typing import Any, Dict, List
 
-from lunar.fleet import ControlCenter, JournalError, Outcome
+from lunar.fleet import ControlCenter, JournalError, Outcome, RocketState
 from tests.support import (
     ROCKET_KEYS,
     TIMEOUT_SECONDS,
@@ -576,6 +577,30 @@ class JournalTest(FleetTestCase):
         self.assertEqual(rocket["lastMessageNumber"], 6)
         self.assertEqual(rocket["speed"], 1211)
         self.assertEqual(rocket["pendingMessages"], 0)
+
+    def test_restore_drains_messages_next_in_line(self):
+        state = RocketState(status="launched", type="Atlas-H", speed=500,
+                            mission="GEMINI", last_message_number=1)
+        pending = [to_message(speed_up("r1", 2, 500)), to_message(speed_up("r1", 4, 1))]
+
+        self.control_center.restore([("r1", state)], pending)
+
+        rocket = self.rocket("r1")
+        self.assertEqual(rocket["lastMessageNumber"], 2)
+        self.assertEqual(rocket["speed"], 1000)
+        self.assertEqual(rocket["pendingMessages"], 1)
+
+    def test_failed_save_during_restore_keeps_heap(self):
+        state = RocketState(status="launched", speed=500, last_message_number=1)
+        pending = [to_message(speed_up("r1", 2, 500)), to_message(speed_up("r1", 3, 500))]
+
+        with mock.patch.object(self.journal, "save_state", side_effect=JournalError("disk full")):
+            with self.assertRaises(JournalError):
+                self.control_center.restore([("r1", state)], pending)
+
+        rocket = self.rocket("r1")
+        self.assertEqual(rocket["lastMessageNumber"], 1)
+        self.assertEqual(rocket["pendingMessages"], 2)
 
     def test_journal_that_is_falsy_still_records(self):
         class EmptyJournal(RecordingJournal):

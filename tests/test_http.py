@@ -245,11 +245,13 @@ class PostMessageTest(HttpTestCase):
         self.assertEqual(self.control_center.rocket("r1")["speed"], 700)
 
     def test_malformed_chunk_size_rejected(self):
-        raw = exchange_raw(self.server, b"POST /messages HTTP/1.1\r\nHost: test\r\n"
-                           b"Transfer-Encoding: chunked\r\n\r\nzz\r\n")
+        for size_line in (b"zz", b"0x10", b"+5", b"1_0", b"-1", b""):
+            with self.subTest(size_line):
+                raw = exchange_raw(self.server, b"POST /messages HTTP/1.1\r\nHost: test\r\n"
+                                   b"Transfer-Encoding: chunked\r\n\r\n" + size_line + b"\r\n")
 
-        error = self.assertJsonError(parse_response(raw), 400)
-        self.assertIn("chunk", error)
+                error = self.assertJsonError(parse_response(raw), 400)
+                self.assertIn("chunk", error)
 
     def test_unsupported_transfer_encoding_rejected(self):
         raw = exchange_raw(self.server, b"POST /messages HTTP/1.1\r\nHost: test\r\n"
@@ -451,6 +453,7 @@ class RoutingTest(HttpTestCase):
                 reply = request(self.connection, "OPTIONS", path)
                 self.assertEqual(reply.status, 204)
                 self.assertEqual(allowed_methods(reply), allowed)
+                self.assertNotIn("Content-Length", reply.headers)
 
     def test_head_matches_get_without_body(self):
         self.post(launch_message("r1", mission="ARTEMIS"))
