@@ -601,6 +601,8 @@ class JournalTest(FleetTestCase):
         rocket = self.rocket("r1")
         self.assertEqual(rocket["lastMessageNumber"], 1)
         self.assertEqual(rocket["pendingMessages"], 2)
+        self.control_center.restore([], [])  # a working journal drains the rest
+        self.assertEqual(self.rocket("r1")["lastMessageNumber"], 3)
 
     def test_journal_that_is_falsy_still_records(self):
         class EmptyJournal(RecordingJournal):
