@@ -8,12 +8,20 @@ passing its messages URL instead of ``server.url``.
 
 import contextlib
 import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 import unittest
 
 from lunar.rockets import cli
 from lunar.rockets.launch import LaunchConfig, run_launch
 from lunar.rockets.transport import TRANSPORT_HTTP_CLIENT
 from tests.support.mock_server import MockLunarServer
+
+REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_main(argv):
@@ -157,6 +165,37 @@ class FailingServerTest(unittest.TestCase):
             second = run_launch(LaunchConfig(server.url, max_messages=400, seed=41, verify=True))
         self.assertTrue(first.passed)
         self.assertTrue(second.passed, second.verification.report_lines())
+
+
+@unittest.skipIf(sys.platform == "win32", "Popen.send_signal does not support SIGINT on Windows")
+class InterruptTest(unittest.TestCase):
+    def test_ctrl_c_finishes_in_flight(self):
+        with MockLunarServer() as server:
+            launcher = subprocess.Popen(
+                [sys.executable, "-m", "lunar.rockets", "launch", server.url, "--message-delay=1ms"],
+                cwd=REPOSITORY_ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                deadline = time.monotonic() + 10.0
+                while server.posts < 100 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                launcher.send_signal(signal.SIGINT)
+                stdout, stderr = launcher.communicate(timeout=15.0)
+            finally:
+                if launcher.poll() is None:
+                    launcher.kill()
+                    launcher.communicate()
+            posts = server.posts
+        self.assertGreaterEqual(posts, 100)
+        self.assertEqual(launcher.returncode, 130, stdout + stderr)
+        self.assertIn("interrupted", stdout)
+        counts = re.search(r"messages\s+([\d,]+) generated, ([\d,]+) acknowledged", stdout)
+        self.assertIsNotNone(counts, stdout)
+        self.assertEqual(counts.group(1), counts.group(2))
+        self.assertIn("lost          0", stdout)
 
 
 if __name__ == "__main__":

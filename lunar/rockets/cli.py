@@ -210,6 +210,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         report = run_launch(config, on_start=show_progress)
+    except KeyboardInterrupt:
+        # run_launch handles Ctrl-C while sending, so this one came before
+        # the senders started or, more likely, during verification.
+        print("rockets: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         for display in progress:
             display.stop()

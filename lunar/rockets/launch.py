@@ -186,18 +186,17 @@ def run_launch(
 
 
 def _wait_for_senders(senders: List[Sender], dispatcher: Dispatcher) -> bool:
-    """Join the senders and return whether Ctrl-C ended the run early."""
+    """Wait until every sender has finished and return whether Ctrl-C ended the run early."""
     try:
-        while True:
-            alive = [sender for sender in senders if sender.is_alive()]
-            if not alive:
-                return False
-            # A join with a timeout keeps the main thread responsive to Ctrl-C.
-            alive[0].join(JOIN_POLL_S)
+        for sender in senders:
+            # Short waits keep the main thread responsive to Ctrl-C.
+            while not sender.finished.wait(JOIN_POLL_S):
+                pass
+        return False
     except KeyboardInterrupt:
         logger.warning("interrupted, waiting up to %.0f s for requests in flight", REQUEST_TIMEOUT_S)
         dispatcher.stop()
         deadline = time.monotonic() + REQUEST_TIMEOUT_S
         for sender in senders:
-            sender.join(max(0.0, deadline - time.monotonic()))
+            sender.finished.wait(max(0.0, deadline - time.monotonic()))
         return True

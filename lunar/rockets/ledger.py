@@ -95,7 +95,7 @@ class Ledger:
             yield message
 
     def acknowledge(self, message: Message) -> None:
-        """Record a 2xx answer for ``message``; repeated acknowledgments count once."""
+        """Record a 2xx response for ``message``; repeated acknowledgments count once."""
         with self._lock:
             if message.acknowledged:
                 return

@@ -207,6 +207,10 @@ class Sender(threading.Thread):
     ) -> None:
         super().__init__(name=name, daemon=True)
         self.stats = SenderStats()
+        # Set when run() returns. Wait on this instead of join(), because a
+        # Ctrl-C during join() can mark a running thread as stopped on some
+        # CPython versions (seen with 3.11.7).
+        self.finished = threading.Event()
         self._dispatcher = dispatcher
         self._ledger = ledger
         self._failure_log = failure_log if failure_log is not None else FailureLog()
@@ -225,6 +229,7 @@ class Sender(threading.Thread):
             self._send_until_end()
         finally:
             self._connection.close()
+            self.finished.set()
 
     def _send_until_end(self) -> None:
         dispatcher = self._dispatcher
