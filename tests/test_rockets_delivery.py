@@ -1,4 +1,4 @@
-"""Tests of the send order, the ledger, the dispatcher and the socket transport."""
+"""Tests of the send order, the ledger, the dispatcher, the socket transport and the comparison."""
 
 import collections
 import socket
@@ -9,8 +9,9 @@ import unittest
 from lunar.rockets import generator
 from lunar.rockets.ledger import Ledger
 from lunar.rockets.ordering import DUPLICATE_MAX_DISTANCE, Delivery, add_duplicates, shuffle_windows
-from lunar.rockets.sender import Dispatcher
+from lunar.rockets.sender import Dispatcher, Target
 from lunar.rockets.transport import ConnectionClosed, InvalidResponse, SocketPostConnection
+from lunar.rockets.verify import compare_rockets, rockets_target
 
 TEST_TIMEOUT_S = 5.0
 
@@ -324,6 +325,73 @@ class SocketTransportTest(unittest.TestCase):
             connection.close()
             server.close()
         self.assertIn(b"Connection: close\r\n", server.requests[0])
+
+
+class CompareRocketsTest(unittest.TestCase):
+    def setUp(self):
+        self.messages = sample_messages(60, rockets=3)
+        self.ledger = Ledger(generator.channels_for_seed(444, 3))
+        list(self.ledger.track(self.messages))
+        for message in self.messages:
+            self.ledger.acknowledge(message)
+
+    def server_rockets(self):
+        rockets = {}
+        for channel in self.ledger.channels():
+            state = self.ledger.expected_state(channel)
+            rockets[channel] = {
+                "channel": channel,
+                "type": state.type,
+                "speed": state.speed,
+                "mission": state.mission,
+                "status": state.status,
+                "explosionReason": state.explosion_reason,
+                "lastMessageNumber": state.last_message_number,
+                "pendingMessages": 0,
+            }
+        return rockets
+
+    def test_matching_rockets_pass(self):
+        result = compare_rockets(self.ledger, self.server_rockets(), 444)
+        self.assertTrue(result.passed)
+        self.assertEqual(result.rockets_checked, 3)
+
+    def test_field_mismatch_listed(self):
+        rockets = self.server_rockets()
+        channel = self.ledger.channels()[1]
+        rockets[channel]["speed"] += 500
+        rockets[channel]["status"] = "exploded"
+        result = compare_rockets(self.ledger, rockets, 444)
+        self.assertFalse(result.passed)
+        self.assertEqual([(m.channel, m.field) for m in result.mismatches], [(channel, "speed"), (channel, "status")])
+
+    def test_missing_rocket_listed(self):
+        rockets = self.server_rockets()
+        channel = self.ledger.channels()[0]
+        del rockets[channel]
+        result = compare_rockets(self.ledger, rockets, 444)
+        self.assertEqual([(m.channel, m.field, m.got) for m in result.mismatches], [(channel, "rocket", "missing")])
+
+    def test_unacknowledged_launch_allows_pending(self):
+        ledger = Ledger(generator.channels_for_seed(444, 3))
+        list(ledger.track(self.messages))
+        channel = ledger.channels()[0]
+        pending = {channel: {"channel": channel, "status": "pending", "lastMessageNumber": 0}}
+        self.assertEqual(compare_rockets(ledger, pending, 444).mismatches, [])
+        self.assertEqual(compare_rockets(ledger, {}, 444).mismatches, [])
+        self.assertEqual(compare_rockets(ledger, {}, 444).lost, len(self.messages))
+
+    def test_earlier_run_detected(self):
+        rockets = self.server_rockets()
+        channel = self.ledger.channels()[2]
+        rockets[channel]["lastMessageNumber"] = self.ledger.generated_count(channel) + 1
+        result = compare_rockets(self.ledger, rockets, 444)
+        self.assertEqual(result.earlier_run_channels, [channel])
+        self.assertFalse(result.passed)
+
+    def test_rockets_path_next_to_messages(self):
+        self.assertEqual(rockets_target(Target("localhost", 8088, "/messages")).path, "/rockets")
+        self.assertEqual(rockets_target(Target("localhost", 8088, "/api/messages")).path, "/api/rockets")
 
 
 if __name__ == "__main__":

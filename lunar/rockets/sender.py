@@ -103,6 +103,9 @@ class Dispatcher:
     New deliveries leave at most one per ``message_delay_s``. Due
     redeliveries go first and are not paced. ``take`` returns None once the
     run has ended, and ``dropped`` then lists the redeliveries left waiting.
+
+    NOTE: the delay paces all senders together. Whether the real program
+    does that or paces each sender on its own was not measured.
     """
 
     def __init__(
@@ -266,8 +269,9 @@ class Sender(threading.Thread):
             if not (reused and isinstance(error, _STALE_CONNECTION_ERRORS)):
                 self._failure_log.failed(delivery, self._describe_error(error))
                 return False
-            # A kept-alive connection that the server closed while it was
-            # idle: reconnect once at once instead of waiting for a redelivery.
+            # The server closed the kept-alive connection while it was idle,
+            # so reconnect and send once more right away instead of waiting
+            # for a redelivery.
             self.stats.reconnects += 1
             try:
                 status, answer = self._connection.post(message.head + self._clock.now() + message.tail)
