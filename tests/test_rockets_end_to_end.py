@@ -19,7 +19,7 @@ import unittest
 from lunar.rockets import cli
 from lunar.rockets.launch import LaunchConfig, run_launch
 from lunar.rockets.transport import TRANSPORT_HTTP_CLIENT
-from tests.support.mock_server import MockLunarServer
+from tests.mock_server import MockLunarServer
 
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
