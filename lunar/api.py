@@ -9,7 +9,7 @@ import logging
 from http import HTTPStatus
 from typing import Dict, List
 
-from lunar import query
+from lunar import history, query
 from lunar.fleet import ControlCenter, JournalError
 from lunar.messages import InvalidMessage, decode_message
 from lunar.query import QueryParameters
@@ -32,6 +32,7 @@ class FleetApi:
             Route("/messages", {"POST": self.post_message}),
             Route("/rockets", {"GET": self.get_rockets}),
             Route("/rockets/{channel}", {"GET": self.get_rocket}),
+            Route("/rockets/{channel}/messages", {"GET": self.get_rocket_messages}),
             Route("/missions", {"GET": self.get_missions}),
             Route("/missions/{mission}", {"GET": self.get_mission}),
         ]
@@ -72,6 +73,19 @@ class FleetApi:
         if rocket is None:
             raise HttpError(HTTPStatus.NOT_FOUND, f"no rocket with channel {channel!r}")
         return json_response(rocket)
+
+    def get_rocket_messages(self, request: Request) -> Response:
+        """List one rocket's stored messages in message-number order, or 404."""
+        parameters = QueryParameters(request.query, query.MESSAGE_LIST_PARAMETERS)
+        paging = query.parse_paging(parameters, query.DEFAULT_MESSAGE_PAGE_SIZE)
+        channel = request.params["channel"]
+        page = self.control_center.stored_messages(channel, paging.offset, paging.limit)
+        if page is None:
+            raise HttpError(HTTPStatus.NOT_FOUND, f"no rocket with channel {channel!r}")
+        return _with_headers(
+            json_response(history.message_list(page)),
+            query.paging_headers(request.path, parameters, paging, page.total),
+        )
 
     def get_missions(self, request: Request) -> Response:
         """List the current mission names, or with details=true their rocket counts."""

@@ -390,6 +390,8 @@ class ParameterErrorTest(SampleFleetTestCase):
         ("/missions?sort=speed", ["unknown parameter 'sort'", "details"]),
         ("/rockets/rocket-01?details=true", ["unknown parameter 'details'", "none"]),
         ("/rockets/no-such-rocket?x", ["unknown parameter 'x'", "none"]),
+        ("/rockets/rocket-01/messages?limit=1001", ["limit", "from 1 to 1000"]),
+        ("/rockets/rocket-01/messages?sort=speed", ["unknown parameter 'sort'", "limit, offset"]),
     )
 
     def test_invalid_parameters_are_rejected(self):
