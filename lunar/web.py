@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from lunar import __version__
+from lunar.conditional import entity_tag, none_match
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +201,18 @@ class RequestHandler(BaseHTTPRequestHandler):
         if self._body_pending:
             # An unread body would be parsed as the next request.
             self.close_connection = True
+        response = self._apply_conditional_get(response)
         self.write_response(response)
+
+    def _apply_conditional_get(self, response: Response) -> Response:
+        """Tag a 200 JSON response to GET or HEAD with an ETag, or turn it into a 304."""
+        if (self.command not in ("GET", "HEAD") or response.status != HTTPStatus.OK
+                or response.headers.get("Content-Type") != JSON_CONTENT_TYPE):
+            return response
+        tag = entity_tag(response.body)
+        if none_match(self.headers.get_all("If-None-Match") or [], tag):
+            return Response(HTTPStatus.NOT_MODIFIED, b"", {"ETag": tag})
+        return response._replace(headers={**response.headers, "ETag": tag})
 
     def _respond(self) -> Response:
         route, params, path, query = find_route(self.server.routes, self.path)
@@ -223,7 +235,10 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
+        # RFC 9110 (section 8.6) forbids Content-Length on a 204 and allows on a
+        # 304 only the length of the 200 it replaces, so neither gets one.
+        if response.status not in (HTTPStatus.NO_CONTENT, HTTPStatus.NOT_MODIFIED):
+            self.send_header("Content-Length", str(len(response.body)))
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
