@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tu
 
 from lunar import __version__
 from lunar.conditional import entity_tag, none_match
+from lunar.cors import CorsPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +203,9 @@ class RequestHandler(BaseHTTPRequestHandler):
             # An unread body would be parsed as the next request.
             self.close_connection = True
         response = self._apply_conditional_get(response)
+        cors_headers = self.server.cors.response_headers(self.headers)
+        if cors_headers and "Access-Control-Allow-Origin" not in response.headers:
+            response = response._replace(headers={**response.headers, **cors_headers})
         self.write_response(response)
 
     def _apply_conditional_get(self, response: Response) -> Response:
@@ -221,7 +225,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         endpoint = route.endpoints.get(self.command)
         if endpoint is None:
             if self.command == "OPTIONS":
-                return Response(HTTPStatus.NO_CONTENT, b"", {"Allow": route.allow})
+                preflight = self.server.cors.preflight_headers(self.headers, route.allow)
+                return Response(HTTPStatus.NO_CONTENT, b"", {"Allow": route.allow, **(preflight or {})})
             raise HttpError(
                 HTTPStatus.METHOD_NOT_ALLOWED,
                 f"method {self.command} is not allowed on {route.template}; "
@@ -337,9 +342,11 @@ class LunarHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: Tuple[str, int], routes: Sequence[Route],
                  idle_timeout: float = IDLE_TIMEOUT_SECONDS,
-                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
+                 max_body_bytes: int = MAX_BODY_BYTES,
+                 cors_origins: Sequence[str] = ()) -> None:
         self.address_family = _address_family(address[0])
         self.routes = list(routes)
+        self.cors = CorsPolicy(cors_origins)
         self.idle_timeout = idle_timeout
         self.max_body_bytes = max_body_bytes
         super().__init__(address, RequestHandler)

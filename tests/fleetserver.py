@@ -12,7 +12,7 @@ import logging
 import random
 import threading
 import unittest
-from typing import Any, Dict, Iterator, NamedTuple, Optional
+from typing import Any, Dict, Iterator, NamedTuple, Optional, Sequence
 
 from lunar.api import FleetApi
 from lunar.fleet import ControlCenter, Journal
@@ -74,10 +74,11 @@ def message_body(channel: str, number: int, message_type: str = "RocketSpeedIncr
 class FleetServer:
     """A running lunar server with its control center and journal."""
 
-    def __init__(self, journal: Optional[Journal] = None) -> None:
+    def __init__(self, journal: Optional[Journal] = None, cors_origins: Sequence[str] = ()) -> None:
         self.journal = SQLiteJournal(MEMORY) if journal is None else journal
         self.control_center = ControlCenter(self.journal)
-        self.server = LunarHTTPServer(("127.0.0.1", 0), FleetApi(self.control_center).routes())
+        self.server = LunarHTTPServer(("127.0.0.1", 0), FleetApi(self.control_center).routes(),
+                                      cors_origins=cors_origins)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        kwargs={"poll_interval": POLL_INTERVAL_SECONDS},
