@@ -9,7 +9,7 @@ import logging
 from http import HTTPStatus
 from typing import Dict, List
 
-from lunar import history, query
+from lunar import history, openapi, query
 from lunar.fleet import ControlCenter, JournalError
 from lunar.messages import InvalidMessage, decode_message
 from lunar.query import QueryParameters
@@ -35,6 +35,7 @@ class FleetApi:
             Route("/rockets/{channel}/messages", {"GET": self.get_rocket_messages}),
             Route("/missions", {"GET": self.get_missions}),
             Route("/missions/{mission}", {"GET": self.get_mission}),
+            Route("/openapi.json", {"GET": self.get_openapi}),
         ]
 
     def post_message(self, request: Request) -> Response:
@@ -107,6 +108,11 @@ class FleetApi:
             json_response(page),
             query.paging_headers(request.path, parameters, rocket_query.paging, total),
         )
+
+    def get_openapi(self, request: Request) -> Response:
+        """Return the OpenAPI document that describes this API."""
+        QueryParameters(request.query, ())
+        return json_response(openapi.DOCUMENT)
 
 
 def _with_headers(response: Response, headers: Dict[str, str]) -> Response:

@@ -392,6 +392,7 @@ class ParameterErrorTest(SampleFleetTestCase):
         ("/rockets/no-such-rocket?x", ["unknown parameter 'x'", "none"]),
         ("/rockets/rocket-01/messages?limit=1001", ["limit", "from 1 to 1000"]),
         ("/rockets/rocket-01/messages?sort=speed", ["unknown parameter 'sort'", "limit, offset"]),
+        ("/openapi.json?format=yaml", ["unknown parameter 'format'", "none"]),
     )
 
     def test_invalid_parameters_are_rejected(self):

@@ -15,6 +15,7 @@ JSON_PATHS = (
     "/missions",
     "/missions?details=true",
     "/missions/ARTEMIS",
+    "/openapi.json",
 )
 _STRONG_TAG = re.compile(r'"[0-9a-f]{24}"')
 
