@@ -68,7 +68,7 @@ class FleetApi:
 
     def get_rocket(self, request: Request) -> Response:
         """Return one rocket, or 404."""
-        QueryParameters(request.query, ())
+        query.reject_parameters(request.query)
         channel = request.params["channel"]
         rocket = self.control_center.rocket(channel)
         if rocket is None:
@@ -111,7 +111,7 @@ class FleetApi:
 
     def get_openapi(self, request: Request) -> Response:
         """Return the OpenAPI document that describes this API."""
-        QueryParameters(request.query, ())
+        query.reject_parameters(request.query)
         return json_response(openapi.DOCUMENT)
 
 

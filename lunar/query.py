@@ -134,6 +134,11 @@ class QueryParameters:
         return int(value)
 
 
+def reject_parameters(query: Dict[str, List[str]]) -> None:
+    """Raise ``InvalidParameter`` if an endpoint that takes no parameters got any."""
+    QueryParameters(query, ())
+
+
 class Paging(NamedTuple):
     """The slice of a list that one response returns: an offset and a page size."""
 
