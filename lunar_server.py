@@ -14,6 +14,7 @@ import threading
 from typing import List, Optional
 
 from lunar.api import FleetApi
+from lunar.cors import parse_origin
 from lunar.fleet import ControlCenter
 from lunar.store import MEMORY, SYNC_LEVELS, SQLiteJournal, StoreError
 from lunar.web import LunarHTTPServer
@@ -46,6 +47,11 @@ def parse_arguments(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="durability of each commit: 'normal' survives a crash of "
                              "lunar, 'full' also survives power loss and OS crashes but "
                              "is slower (default: %(default)s)")
+    parser.add_argument("--cors-origin", action="append", default=[], type=_origin,
+                        metavar="ORIGIN",
+                        help="let web pages from ORIGIN (scheme://host[:port], or '*' for "
+                             "any) read the API's responses; repeat for more origins "
+                             "(default: none)")
     return parser.parse_args(argv)
 
 
@@ -70,7 +76,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 len(restored.pending))
 
     try:
-        server = LunarHTTPServer((arguments.host, arguments.port), FleetApi(control_center).routes())
+        server = LunarHTTPServer((arguments.host, arguments.port), FleetApi(control_center).routes(),
+                                 cors_origins=arguments.cors_origin)
     except OSError as error:
         logger.error("cannot listen on %s port %d: %s", arguments.host, arguments.port, error)
         journal.close()
@@ -89,6 +96,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
+    if arguments.cors_origin:
+        logger.info("CORS allows origins: %s", ", ".join(arguments.cors_origin))
     logger.info("lunar ready on %s", server.url)
     try:
         server.serve_forever(poll_interval=0.5)
@@ -97,6 +106,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         journal.close()
     logger.info("lunar stopped")
     return 0
+
+
+def _origin(text: str) -> str:
+    try:
+        return parse_origin(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _port(text: str) -> int:

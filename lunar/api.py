@@ -7,10 +7,12 @@ in ``lunar.web`` and the rocket rules are in ``lunar.fleet``.
 
 import logging
 from http import HTTPStatus
-from typing import List
+from typing import Dict, List
 
+from lunar import history, openapi, query
 from lunar.fleet import ControlCenter, JournalError
 from lunar.messages import InvalidMessage, decode_message
+from lunar.query import QueryParameters
 from lunar.web import HttpError, Request, Response, Route, json_response
 
 logger = logging.getLogger(__name__)
@@ -30,8 +32,10 @@ class FleetApi:
             Route("/messages", {"POST": self.post_message}),
             Route("/rockets", {"GET": self.get_rockets}),
             Route("/rockets/{channel}", {"GET": self.get_rocket}),
+            Route("/rockets/{channel}/messages", {"GET": self.get_rocket_messages}),
             Route("/missions", {"GET": self.get_missions}),
             Route("/missions/{mission}", {"GET": self.get_mission}),
+            Route("/openapi.json", {"GET": self.get_openapi}),
         ]
 
     def post_message(self, request: Request) -> Response:
@@ -53,25 +57,63 @@ class FleetApi:
         return ACCEPTED
 
     def get_rockets(self, request: Request) -> Response:
-        """List every rocket by launch time."""
-        return json_response(self.control_center.rockets())
+        """List rockets, by launch time unless the query sorts, filters or pages them."""
+        parameters = QueryParameters(request.query, query.ROCKET_LIST_PARAMETERS)
+        rocket_query = query.parse_rocket_query(parameters)
+        page, total = query.select_rockets(self.control_center.snapshot(), rocket_query)
+        return _with_headers(
+            json_response(page),
+            query.paging_headers(request.path, parameters, rocket_query.paging, total),
+        )
 
     def get_rocket(self, request: Request) -> Response:
         """Return one rocket, or 404."""
+        query.reject_parameters(request.query)
         channel = request.params["channel"]
         rocket = self.control_center.rocket(channel)
         if rocket is None:
             raise HttpError(HTTPStatus.NOT_FOUND, f"no rocket with channel {channel!r}")
         return json_response(rocket)
 
+    def get_rocket_messages(self, request: Request) -> Response:
+        """List one rocket's stored messages in message-number order, or 404."""
+        parameters = QueryParameters(request.query, query.MESSAGE_LIST_PARAMETERS)
+        paging = query.parse_paging(parameters, query.DEFAULT_MESSAGE_PAGE_SIZE)
+        channel = request.params["channel"]
+        page = self.control_center.stored_messages(channel, paging.offset, paging.limit)
+        if page is None:
+            raise HttpError(HTTPStatus.NOT_FOUND, f"no rocket with channel {channel!r}")
+        return _with_headers(
+            json_response(history.message_list(page)),
+            query.paging_headers(request.path, parameters, paging, page.total),
+        )
+
     def get_missions(self, request: Request) -> Response:
-        """List the current mission names."""
+        """List the current mission names, or with details=true their rocket counts."""
+        parameters = QueryParameters(request.query, query.MISSION_LIST_PARAMETERS)
+        if parameters.choice("details", query.BOOLEANS, "false") == "true":
+            return json_response(query.summarize_missions(self.control_center.snapshot()))
         return json_response(self.control_center.missions())
 
     def get_mission(self, request: Request) -> Response:
-        """List the rockets on one mission, or 404."""
+        """List the rockets on one mission, or 404; sorted, filtered and paged like /rockets."""
+        parameters = QueryParameters(request.query, query.MISSION_ROCKETS_PARAMETERS)
+        rocket_query = query.parse_rocket_query(parameters)
         mission = request.params["mission"]
-        rockets = self.control_center.mission_rockets(mission)
-        if not rockets:
+        on_mission = query.rockets_on_mission(self.control_center.snapshot(), mission)
+        if not on_mission:
             raise HttpError(HTTPStatus.NOT_FOUND, f"no rocket is on mission {mission!r}")
-        return json_response(rockets)
+        page, total = query.select_rockets(on_mission, rocket_query)
+        return _with_headers(
+            json_response(page),
+            query.paging_headers(request.path, parameters, rocket_query.paging, total),
+        )
+
+    def get_openapi(self, request: Request) -> Response:
+        """Return the OpenAPI document that describes this API."""
+        query.reject_parameters(request.query)
+        return json_response(openapi.DOCUMENT)
+
+
+def _with_headers(response: Response, headers: Dict[str, str]) -> Response:
+    return response._replace(headers={**response.headers, **headers})

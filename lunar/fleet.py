@@ -24,7 +24,7 @@ import enum
 import heapq
 import logging
 import threading
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from lunar.messages import (
     ROCKET_EXPLODED,
@@ -34,6 +34,9 @@ from lunar.messages import (
     ROCKET_SPEED_INCREASED,
     Message,
 )
+
+if TYPE_CHECKING:
+    from lunar.store import StoredMessage
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +91,17 @@ class Journal:
 
     def save_state(self, channel: str, state: RocketState) -> None:
         """Record a rocket's state without a new message."""
+
+    def read_messages(self, channel: str, offset: int = 0, limit: int = 100) -> List["StoredMessage"]:
+        """Return stored messages of one rocket in message-number order.
+
+        This base class stores no message, so it returns an empty list.
+        """
+        return []
+
+    def count_messages(self, channel: Optional[str] = None) -> int:
+        """Return how many messages are stored, for one rocket or for all: always 0 here."""
+        return 0
 
 
 class Rocket:
@@ -144,6 +158,14 @@ class Rocket:
         """Sort key: launched rockets by launch instant, then channel; pending last."""
         instant = self.state.launch_instant
         return (instant is None, instant or 0, self.channel)
+
+
+class MessagePage(NamedTuple):
+    """A page of one rocket's stored messages, with the total and the last applied number."""
+
+    messages: List["StoredMessage"]
+    total: int  # all messages stored for the rocket, not only this page's
+    last_message_number: int  # messages numbered up to this one are applied
 
 
 # Listeners receive each rocket whose applied state changed, under the lock.
@@ -282,6 +304,31 @@ class ControlCenter:
         with self._lock:
             rocket = self._rockets_by_channel.get(channel)
             return None if rocket is None else rocket.to_json()
+
+    def snapshot(self) -> List[Tuple[Dict[str, Any], RocketState]]:
+        """Return every rocket as its JSON object and state, in no particular order.
+
+        All rockets are read under one hold of the lock, so the list is one
+        consistent moment of the fleet. Sorting and filtering happen outside.
+        """
+        with self._lock:
+            return [(rocket.to_json(), rocket.state) for rocket in self._rockets_by_channel.values()]
+
+    def stored_messages(self, channel: str, offset: int, limit: int) -> Optional[MessagePage]:
+        """Read a page of one rocket's messages from the journal; None if the channel is unknown.
+
+        The page, the count and the last applied number are read under the
+        lock, so no message is recorded or applied between the three reads.
+        """
+        with self._lock:
+            rocket = self._rockets_by_channel.get(channel)
+            if rocket is None:
+                return None
+            return MessagePage(
+                self._journal.read_messages(channel, offset, limit),
+                self._journal.count_messages(channel),
+                rocket.state.last_message_number,
+            )
 
     def missions(self) -> List[str]:
         """Return current mission names, unique and sorted case-insensitively.

@@ -17,6 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from lunar import __version__
+from lunar.conditional import entity_tag, none_match
+from lunar.cors import CorsPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +202,21 @@ class RequestHandler(BaseHTTPRequestHandler):
         if self._body_pending:
             # An unread body would be parsed as the next request.
             self.close_connection = True
+        response = self._apply_conditional_get(response)
+        cors_headers = self.server.cors.response_headers(self.headers)
+        if cors_headers and "Access-Control-Allow-Origin" not in response.headers:
+            response = response._replace(headers={**response.headers, **cors_headers})
         self.write_response(response)
+
+    def _apply_conditional_get(self, response: Response) -> Response:
+        """Tag a 200 JSON response to GET or HEAD with an ETag, or turn it into a 304."""
+        if (self.command not in ("GET", "HEAD") or response.status != HTTPStatus.OK
+                or response.headers.get("Content-Type") != JSON_CONTENT_TYPE):
+            return response
+        tag = entity_tag(response.body)
+        if none_match(self.headers.get_all("If-None-Match") or [], tag):
+            return Response(HTTPStatus.NOT_MODIFIED, b"", {"ETag": tag})
+        return response._replace(headers={**response.headers, "ETag": tag})
 
     def _respond(self) -> Response:
         route, params, path, query = find_route(self.server.routes, self.path)
@@ -209,7 +225,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         endpoint = route.endpoints.get(self.command)
         if endpoint is None:
             if self.command == "OPTIONS":
-                return Response(HTTPStatus.NO_CONTENT, b"", {"Allow": route.allow})
+                preflight = self.server.cors.preflight_headers(self.headers, route.allow)
+                return Response(HTTPStatus.NO_CONTENT, b"", {"Allow": route.allow, **(preflight or {})})
             raise HttpError(
                 HTTPStatus.METHOD_NOT_ALLOWED,
                 f"method {self.command} is not allowed on {route.template}; "
@@ -223,7 +240,9 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)
-        if response.status != HTTPStatus.NO_CONTENT:  # a 204 must not carry one
+        # RFC 9110 (section 8.6) forbids Content-Length on a 204 and allows on a
+        # 304 only the length of the 200 it replaces, so neither gets one.
+        if response.status not in (HTTPStatus.NO_CONTENT, HTTPStatus.NOT_MODIFIED):
             self.send_header("Content-Length", str(len(response.body)))
         if self.close_connection:
             self.send_header("Connection", "close")
@@ -337,9 +356,11 @@ class LunarHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: Tuple[str, int], routes: Sequence[Route],
                  idle_timeout: float = IDLE_TIMEOUT_SECONDS,
-                 max_body_bytes: int = MAX_BODY_BYTES) -> None:
+                 max_body_bytes: int = MAX_BODY_BYTES,
+                 cors_origins: Sequence[str] = ()) -> None:
         self.address_family = _address_family(address[0])
         self.routes = list(routes)
+        self.cors = CorsPolicy(cors_origins)
         self.idle_timeout = idle_timeout
         self.max_body_bytes = max_body_bytes
         super().__init__(address, RequestHandler)
