@@ -22,7 +22,10 @@ _READY = re.compile(r"lunar ready on (http://\S+)")
 
 
 class ServerProcess:
-    """A lunar server in a child process, listening on 127.0.0.1."""
+    """A lunar server in a child process, listening on 127.0.0.1.
+
+    The server must log at INFO or below, because its ready line is INFO.
+    """
 
     def __init__(self, *arguments: str) -> None:
         self.arguments = ["--host", "127.0.0.1", "--port", "0", *arguments]

@@ -1,9 +1,9 @@
-"""End-to-end launches against the in-test mock server on 127.0.0.1.
+"""End-to-end launches against lunar and against a mock server, on 127.0.0.1.
 
-The mock in tests/support applies messages in order per channel like the
-real server, so these runs check the launcher's delivery, redelivery and
-verification. Swap in the real server by starting it on a free port and
-passing its messages URL instead of ``server.url``.
+``RealServerLaunchTest`` runs verified launches through ``lunar_server.py``
+in a child process. The mock in ``tests/mock_server.py`` applies messages in
+order per channel like the real server and can misbehave on purpose, so the
+other tests check the launcher's delivery, redelivery and verification.
 """
 
 import contextlib
@@ -20,6 +20,7 @@ from lunar.rockets import cli
 from lunar.rockets.launch import LaunchConfig, run_launch
 from lunar.rockets.transport import TRANSPORT_HTTP_CLIENT
 from tests.mock_server import MockLunarServer
+from tests.serverprocess import ServerProcess
 
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,6 +32,31 @@ def run_main(argv):
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         status = cli.main(argv)
     return status, stdout.getvalue(), stderr.getvalue()
+
+
+class RealServerLaunchTest(unittest.TestCase):
+    def setUp(self):
+        self.server = ServerProcess("--db", ":memory:").start()
+        self.addCleanup(self.server.stop)
+
+    def test_harsh_traffic_verifies_against_lunar(self):
+        status, stdout, stderr = run_main([
+            "launch", f"{self.server.url}/messages", "--max-messages=3000", "--duplicates=0.05",
+            "--shuffle-window=16", "--concurrency-level=4", "--seed=12", "--verify",
+        ])
+
+        self.assertEqual(status, 0, stdout + stderr)
+        self.assertIn("verification  passed: all 20 rockets match", stdout)
+        self.assertIn("lost          0", stdout)
+
+    def test_second_run_reports_earlier_rockets(self):
+        arguments = ["launch", f"{self.server.url}/messages", "--max-messages=400", "--seed=13"]
+        self.assertEqual(run_main(arguments + ["--verify"])[0], 0)
+
+        status, stdout, stderr = run_main(arguments[:-2] + ["--max-messages=200", "--seed=13", "--verify"])
+
+        self.assertEqual(status, 1)
+        self.assertIn("earlier run", stdout + stderr)
 
 
 class VerifiedLaunchTest(unittest.TestCase):
