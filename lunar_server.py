@@ -14,6 +14,8 @@ import threading
 from typing import List, Optional
 
 from lunar.api import FleetApi
+from lunar.dashboard import dashboard_routes
+from lunar.events import MAX_SUBSCRIBERS, EventBroker, EventsApi
 from lunar.fleet import ControlCenter
 from lunar.web import LunarHTTPServer
 
@@ -37,6 +39,9 @@ def parse_arguments(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="TCP port; 0 picks a free one and logs it (default: %(default)s)")
     parser.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS,
                         help="minimum level of log lines on stderr (default: %(default)s)")
+    parser.add_argument("--max-subscribers", type=_non_negative_integer, default=MAX_SUBSCRIBERS,
+                        help="maximum number of concurrent GET /events streams; "
+                             "more get 503 (default: %(default)s)")
     return parser.parse_args(argv)
 
 
@@ -49,10 +54,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
 
     control_center = ControlCenter()
+    broker = EventBroker(control_center, max_subscribers=arguments.max_subscribers)
+    routes = FleetApi(control_center).routes() + EventsApi(broker).routes() + dashboard_routes()
     try:
-        server = LunarHTTPServer((arguments.host, arguments.port), FleetApi(control_center).routes())
+        server = LunarHTTPServer((arguments.host, arguments.port), routes)
     except OSError as error:
         logger.error("cannot listen on %s port %d: %s", arguments.host, arguments.port, error)
+        broker.close()
         return 1
 
     stop_requested = threading.Event()
@@ -72,6 +80,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         server.serve_forever(poll_interval=0.5)
     finally:
+        broker.close()  # ends every /events stream, whose threads shutdown() does not wait for
         server.server_close()
     logger.info("lunar stopped")
     return 0
@@ -85,6 +94,16 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"invalid port {port}: must be from 0 to 65535")
     return port
+
+
+def _non_negative_integer(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid count {value}: must not be negative")
+    return value
 
 
 if __name__ == "__main__":
