@@ -7,7 +7,10 @@ seconds the broker's own thread turns each dirty rocket into one ``rocket``
 event with the rocket's latest state. It keeps these events in a bounded ring
 for ``Last-Event-ID`` replay and offers the encoded batch to every
 subscriber's bounded queue. Once per ``stats_interval`` it also sends a
-``stats`` event with fleet totals and the ingest rate. The HTTP handler thread of each
+``stats`` event with fleet totals and the ingest rate. A message that is
+only buffered changes no applied state, so it calls no listener. The stats
+pass therefore marks dirty the rockets whose pending count changed, and
+their events follow up to one ``stats_interval`` later. The HTTP handler thread of each
 ``/events`` connection writes its subscriber's queue to the socket, so a slow
 client delays only itself. A subscriber whose queue overflows is dropped.
 
@@ -26,7 +29,7 @@ from collections import deque
 from http import HTTPStatus
 from typing import Any, Deque, Dict, Iterator, List, Optional, Set, Tuple
 
-from lunar.fleet import EXPLODED, LAUNCHED, PENDING, ControlCenter, Rocket
+from lunar.fleet import EXPLODED, LAUNCHED, PENDING, ControlCenter, Outcome, Rocket
 from lunar.web import HttpError, Request, Route, StreamingResponse
 
 logger = logging.getLogger(__name__)
@@ -220,6 +223,7 @@ class EventBroker:
         self._last_sequence = 0
         self._subscribers: Set[Subscription] = set()
         self._last_stats_event: Optional[bytes] = None
+        self._published_pending: Dict[str, int] = {}  # channel -> pendingMessages last sent
 
         self._closed = threading.Event()
         control_center.add_listener(self._mark_dirty)
@@ -277,6 +281,11 @@ class EventBroker:
             count = len(self._subscribers)
         logger.info("event subscriber %s disconnected after %.1f s (%d subscribers)",
                     subscription.client, time.monotonic() - subscription.started, count)
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+        return self._closed.is_set()
 
     def subscriber_count(self) -> int:
         """Return the number of connected subscribers."""
@@ -338,6 +347,7 @@ class EventBroker:
                 if rocket is None:
                     continue
                 self._last_sequence += 1
+                self._published_pending[channel] = rocket["pendingMessages"]
                 event = encode_event(ROCKET_EVENT, rocket, self._event_id(self._last_sequence))
                 self._ring.append((self._last_sequence, event))
                 events.append(event)
@@ -348,25 +358,18 @@ class EventBroker:
             if not self._subscribers:
                 self._last_stats_event = None
                 return
-            stats = self.fleet_stats()
+            rockets = self._control_center.rockets()
+            stats = fleet_totals(rockets, self._control_center.outcome_counts)
             stats["messagesPerSecond"] = round(messages_per_second, 1)
             self._last_stats_event = encode_event(STATS_EVENT, stats)
             self._deliver(self._last_stats_event)
-
-    def fleet_stats(self) -> Dict[str, Any]:
-        """Return the fleet totals that a ``stats`` event carries, without the rate."""
-        rockets = self._control_center.rockets()
-        statuses = [rocket["status"] for rocket in rockets]
-        received = {outcome.value: count
-                    for outcome, count in self._control_center.outcome_counts.items()}
-        return {
-            "rockets": len(rockets),
-            "launched": statuses.count(LAUNCHED),
-            "exploded": statuses.count(EXPLODED),
-            "pendingRockets": statuses.count(PENDING),
-            "pendingMessages": sum(rocket["pendingMessages"] for rocket in rockets),
-            "messagesReceived": received,
-        }
+            # A buffered message changes a rocket's pending count without
+            # calling the listener, so such changes go out with the next flush.
+            changed = [rocket["channel"] for rocket in rockets
+                       if self._published_pending.get(rocket["channel"]) != rocket["pendingMessages"]]
+        if changed:
+            with self._dirty_lock:
+                self._dirty_channels.update(dict.fromkeys(changed))
 
     def _received_count(self) -> int:
         # Reads the counters without the control center's lock. That is safe
@@ -406,6 +409,19 @@ class EventBroker:
         logger.info("event broker closed; ended %d streams", len(subscriptions))
 
 
+def fleet_totals(rockets: List[Dict[str, Any]], outcome_counts: Dict[Outcome, int]) -> Dict[str, Any]:
+    """Return the fleet totals of a ``stats`` event, without the ingest rate."""
+    statuses = [rocket["status"] for rocket in rockets]
+    return {
+        "rockets": len(rockets),
+        "launched": statuses.count(LAUNCHED),
+        "exploded": statuses.count(EXPLODED),
+        "pendingRockets": statuses.count(PENDING),
+        "pendingMessages": sum(rocket["pendingMessages"] for rocket in rockets),
+        "messagesReceived": {outcome.value: count for outcome, count in outcome_counts.items()},
+    }
+
+
 class EventsApi:
     """The ``GET /events`` endpoint, bound to one broker."""
 
@@ -422,9 +438,12 @@ class EventsApi:
         try:
             subscription = self.broker.subscribe(request.headers.get("Last-Event-ID"), client)
         except SubscriptionRejected as error:
-            logger.warning("rejected event subscriber %s: %s", client, error)
+            level = logging.INFO if self.broker.closed else logging.WARNING
+            logger.log(level, "rejected event subscriber %s: %s", client, error)
+            # Closing makes the retry open a new connection, which after a
+            # restart reaches the new server instead of this one's handler thread.
             raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, str(error),
-                            {"Retry-After": str(SUBSCRIBER_LIMIT_RETRY_SECONDS)}) from None
+                            {"Retry-After": str(SUBSCRIBER_LIMIT_RETRY_SECONDS)}, close=True) from None
         headers = {
             "Content-Type": EVENT_STREAM_CONTENT_TYPE,
             "Cache-Control": "no-store",

@@ -66,12 +66,25 @@ class MessagePoster:
         self.connection = http.client.HTTPConnection(address[0], address[1], timeout=TIMEOUT_SECONDS)
 
     def post(self, document: Dict[str, Any]) -> int:
-        """Send one message and return the response status."""
-        self.connection.request("POST", "/messages", body=json.dumps(document).encode("utf-8"),
-                                headers={"Content-Type": "application/json"})
-        response = self.connection.getresponse()
-        response.read()
-        return response.status
+        """Send one message and return the response status.
+
+        A keep-alive connection that the server closed while idle is opened
+        again once; resending is safe because duplicates are ignored.
+        """
+        body = json.dumps(document).encode("utf-8")
+        for attempt in range(2):
+            try:
+                self.connection.request("POST", "/messages", body=body,
+                                        headers={"Content-Type": "application/json"})
+                response = self.connection.getresponse()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.connection.close()
+                if attempt == 1:
+                    raise
+                continue
+            response.read()
+            return response.status
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.connection.close()
@@ -235,8 +248,8 @@ class EventServerTestCase(unittest.TestCase):
         self.addCleanup(self.poster.close)
 
     def stop_server(self) -> None:
-        self.broker.close()
         self.server.shutdown()
+        self.broker.close()
         self.server.server_close()
         self.server_thread.join(TIMEOUT_SECONDS)
 
@@ -482,6 +495,20 @@ class StatsAndHeartbeatTest(EventServerTestCase):
         self.assertIsInstance(totals["messagesPerSecond"], (int, float))
         self.assertGreaterEqual(totals["messagesPerSecond"], 0)
 
+    def test_buffered_message_updates_pending_count(self) -> None:
+        self.start_server(flush_interval=0.05, stats_interval=0.2)
+        client, _ = self.open_stream()
+        self.post(launch("ch-1"))
+        client.wait_for_event(is_rocket_event("ch-1"))
+
+        self.post(speed_up("ch-1", 3))
+        self.post(speed_up("ch-2", 2))
+
+        waiting = client.wait_for_event(is_rocket_event("ch-1", pendingMessages=1))
+        unlaunched = client.wait_for_event(is_rocket_event("ch-2", pendingMessages=1))
+        self.assertEqual(waiting.json()["lastMessageNumber"], 1)
+        self.assertEqual(unlaunched.json()["status"], "pending")
+
     def test_stats_reports_ingest_rate(self) -> None:
         self.start_server(flush_interval=0.05, stats_interval=0.5)
         client, _ = self.open_stream()
@@ -522,6 +549,7 @@ class SubscriberLimitTest(EventServerTestCase):
         self.assertEqual(rejected.status, 503)
         self.assertEqual(rejected.headers["content-type"], "application/json; charset=utf-8")
         self.assertEqual(rejected.headers["retry-after"], "10")
+        self.assertEqual(rejected.headers["connection"], "close")
         self.assertIn("maximum of 2 subscribers", json.loads(rejected.body)["error"])
         self.assertIn("rejected event subscriber", logs.output[0])
 
@@ -610,7 +638,7 @@ class ShutdownTest(EventServerTestCase):
         self.start_server()
         self.broker.close()
 
-        with self.assertLogs("lunar.events", logging.WARNING):
+        with self.assertLogs("lunar.events", logging.INFO):
             rejected = self.subscribe()
 
         self.assertEqual(rejected.status, 503)
