@@ -17,7 +17,8 @@ const RESORT_INTERVAL_MS = 500; // rows move at most this often while values cha
 const STATUS_LABELS = { launched: 'Launched', pending: 'Not launched', exploded: 'Exploded' };
 const STATUS_ORDER = { launched: 0, pending: 1, exploded: 2 };
 
-const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
+// Not numeric: channels are usually hex UUIDs, whose digit runs are not numbers.
+const collator = new Intl.Collator(undefined, { sensitivity: 'base' });
 
 /** Sort keys by column: each returns a string or a number, and missing values sort last. */
 const SORT_KEYS = {
