@@ -185,11 +185,13 @@ class EventBroker:
     """Coalesces rocket changes into server-sent events and fans them out.
 
     The listener that the control center calls under its lock takes only the
-    broker's small dirty-set lock, so ingestion never waits for a subscriber,
-    the ring or JSON encoding. The broker lock orders ring appends, replay and
-    snapshots, so a new subscriber sees each change either in its first chunk
-    or in a later batch. Lock order is broker lock, then the control center's
-    lock; the dirty-set lock is never held while taking another.
+    broker's small dirty-set lock. Ingestion therefore waits for no
+    subscriber, and only for the short reads of rocket state that the broker
+    makes under the control center's lock. The broker lock orders ring
+    appends, replay and snapshots, so a new subscriber sees each change either
+    in its first chunk or in a later batch. Lock order is broker lock, then
+    the control center's lock or the dirty-set lock. The dirty-set lock is
+    never held while taking another.
     """
 
     def __init__(
@@ -394,7 +396,11 @@ class EventBroker:
     # -- shutdown ----------------------------------------------------------------
 
     def close(self) -> None:
-        """End every stream and stop the broker thread; later subscribes are rejected."""
+        """End every stream and stop the broker thread; later subscribes are rejected.
+
+        NOTE: a handler thread blocked in a socket write to a client that
+        stopped reading stays until the server's idle timeout ends that write.
+        """
         if self._closed.is_set():
             return
         self._closed.set()
