@@ -15,6 +15,8 @@ from typing import List, Optional
 
 from lunar.api import FleetApi
 from lunar.cors import parse_origin
+from lunar.dashboard import dashboard_routes
+from lunar.events import MAX_SUBSCRIBERS, EventBroker, EventsApi
 from lunar.fleet import ControlCenter
 from lunar.store import MEMORY, SYNC_LEVELS, SQLiteJournal, StoreError
 from lunar.web import LunarHTTPServer
@@ -52,6 +54,9 @@ def parse_arguments(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="let web pages from ORIGIN (scheme://host[:port], or '*' for "
                              "any) read the API's responses; repeat for more origins "
                              "(default: none)")
+    parser.add_argument("--max-subscribers", type=_non_negative_integer, default=MAX_SUBSCRIBERS,
+                        help="maximum number of concurrent GET /events streams; "
+                             "more get 503 (default: %(default)s)")
     return parser.parse_args(argv)
 
 
@@ -75,11 +80,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                 arguments.db, arguments.sync, len(restored.states), restored.message_count,
                 len(restored.pending))
 
+    broker = EventBroker(control_center, max_subscribers=arguments.max_subscribers)
+    routes = FleetApi(control_center).routes() + EventsApi(broker).routes() + dashboard_routes()
     try:
-        server = LunarHTTPServer((arguments.host, arguments.port), FleetApi(control_center).routes(),
+        server = LunarHTTPServer((arguments.host, arguments.port), routes,
                                  cors_origins=arguments.cors_origin)
     except OSError as error:
         logger.error("cannot listen on %s port %d: %s", arguments.host, arguments.port, error)
+        broker.close()
         journal.close()
         return 1
 
@@ -102,6 +110,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         server.serve_forever(poll_interval=0.5)
     finally:
+        broker.close()  # ends every /events stream, whose threads shutdown() does not wait for
         server.server_close()
         journal.close()
     logger.info("lunar stopped")
@@ -123,6 +132,16 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"invalid port {port}: must be from 0 to 65535")
     return port
+
+
+def _non_negative_integer(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid count {value}: must not be negative")
+    return value
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import socketserver
 import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from lunar import __version__
 from lunar.conditional import entity_tag, none_match
@@ -55,6 +55,19 @@ class Response(NamedTuple):
     headers: Dict[str, str] = {}
 
 
+class StreamingResponse(NamedTuple):
+    """A response whose body is written chunk by chunk as ``chunks`` yields it.
+
+    The body ends with the connection, so no Content-Length is sent. As in
+    WSGI, the handler calls ``chunks.close()``, if it exists, once the
+    response is over, including for HEAD and when the client went away.
+    """
+
+    status: HTTPStatus
+    headers: Dict[str, str]
+    chunks: Iterable[bytes]
+
+
 def json_response(data: Any, status: HTTPStatus = HTTPStatus.OK) -> Response:
     """Return ``data`` serialized as a UTF-8 JSON response."""
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -88,7 +101,7 @@ class Request:
         return self._handler.read_body()
 
 
-Endpoint = Callable[[Request], Response]
+Endpoint = Callable[[Request], Union[Response, StreamingResponse]]
 
 
 class Route:
@@ -206,7 +219,10 @@ class RequestHandler(BaseHTTPRequestHandler):
         cors_headers = self.server.cors.response_headers(self.headers)
         if cors_headers and "Access-Control-Allow-Origin" not in response.headers:
             response = response._replace(headers={**response.headers, **cors_headers})
-        self.write_response(response)
+        if isinstance(response, StreamingResponse):
+            self.write_stream(response)
+        else:
+            self.write_response(response)
 
     def _apply_conditional_get(self, response: Response) -> Response:
         """Tag a 200 JSON response to GET or HEAD with an ETag, or turn it into a 304."""
@@ -218,7 +234,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             return Response(HTTPStatus.NOT_MODIFIED, b"", {"ETag": tag})
         return response._replace(headers={**response.headers, "ETag": tag})
 
-    def _respond(self) -> Response:
+    def _respond(self) -> Union[Response, StreamingResponse]:
         route, params, path, query = find_route(self.server.routes, self.path)
         if route is None:
             raise HttpError(HTTPStatus.NOT_FOUND, f"no resource at {path!r}")
@@ -249,6 +265,23 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD" and response.body:
             self.wfile.write(response.body)
+
+    def write_stream(self, response: StreamingResponse) -> None:
+        """Send the headers, then each chunk as it comes; the connection closes after."""
+        self.close_connection = True
+        try:
+            self.send_response(response.status)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                for chunk in response.chunks:
+                    self.wfile.write(chunk)
+        finally:
+            close = getattr(response.chunks, "close", None)
+            if close is not None:
+                close()
 
     def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
         """Answer a protocol error found by ``http.server`` with a JSON body."""
