@@ -6,6 +6,7 @@ same file. Neither starts a server.
 """
 
 import argparse
+import os
 import re
 import sqlite3
 import sys
@@ -29,7 +30,9 @@ def parse_age(text: str) -> float:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run one maintenance command and return the exit status."""
-    parser = argparse.ArgumentParser(prog="python3 -m lunar.admin", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python3 -m lunar.admin",
+        description="Maintenance commands for a lunar database, safe while a server uses it.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     compact_parser = commands.add_parser(
@@ -62,6 +65,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def print_stats(path: str) -> None:
     """Print counts of rockets and messages in a database."""
+    if not os.path.isfile(path):
+        raise StoreError(f"database {path} does not exist; pass the file the server uses with --db")
     try:
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:

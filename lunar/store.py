@@ -104,7 +104,11 @@ class SQLiteJournal(Journal):
         self.path = path
         self._lock = threading.Lock()
         self._closed = False
-        self._lock_file = None if path == MEMORY else _lock_file(path)
+        self._lock_file = None
+        if path != MEMORY:
+            _check_directory(path)
+            # The real path, so that a symbolic link cannot dodge the lock file.
+            self._lock_file = _lock_file(os.path.realpath(path))
         try:
             self._connection = _connect(path)
             self._prepare(sync)
@@ -212,7 +216,7 @@ class SQLiteJournal(Journal):
                     connection.execute("ROLLBACK")
                     raise
             except sqlite3.Error as error:
-                raise JournalError(_explain(self.path, error)) from None
+                raise JournalError(_describe(error)) from None
 
     def save_state(self, channel: str, state: RocketState) -> None:
         """Save a rocket's state on its own."""
@@ -221,7 +225,7 @@ class SQLiteJournal(Journal):
                 with _transaction(self._connection):
                     self._save_state(channel, state)
             except sqlite3.Error as error:
-                raise JournalError(_explain(self.path, error)) from None
+                raise JournalError(_describe(error)) from None
 
     def _save_state(self, channel: str, state: RocketState) -> None:
         """Write one rocket row. Caller holds the lock and an open transaction."""
@@ -296,7 +300,7 @@ def compact(path: str, older_than_seconds: float, now: Optional[float] = None) -
     state stay. Returns the number of messages deleted.
     """
     cutoff = (time.time() if now is None else now) - older_than_seconds
-    if path == MEMORY or not os.path.exists(path):
+    if path == MEMORY or not os.path.isfile(path):
         raise StoreError(f"database {path} does not exist; pass the file the server uses with --db")
     try:
         connection = _connect(path)
@@ -399,8 +403,20 @@ def _lock_file(path: str) -> Optional[object]:
     return handle
 
 
+def _check_directory(path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise StoreError(f"cannot open database {path}: directory {directory} does not exist; "
+                         "create it or choose another --db")
+
+
 def _explain(path: str, error: sqlite3.Error) -> str:
-    """Return an SQLite error as a message that names the next step."""
+    """Return an SQLite error on a database file as a message that names the next step."""
+    return f"database {path}: {_describe(error)}"
+
+
+def _describe(error: sqlite3.Error) -> str:
+    """Return an SQLite error with advice, without the file's path."""
     text = str(error)
     lowered = text.lower()
     if "locked" in lowered or "busy" in lowered:
@@ -415,8 +431,8 @@ def _explain(path: str, error: sqlite3.Error) -> str:
     elif "unable to open" in lowered:
         advice = "the file cannot be opened; check that its directory exists and is writable"
     else:
-        advice = "see the SQLite error above"
-    return f"database {path}: {text} ({advice})"
+        return text
+    return f"{text} ({advice})"
 
 
 def disk_usage(path: str) -> int:

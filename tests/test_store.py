@@ -152,6 +152,31 @@ class FailureTest(StoreTestCase):
         with self.assertRaisesRegex(StoreError, "in use by another lunar server"):
             SQLiteJournal(self.path)
 
+    def test_symbolic_link_to_used_database_is_refused(self):
+        journal = SQLiteJournal(self.path)
+        self.addCleanup(journal.close)
+        link = os.path.join(os.path.dirname(self.path), "link.db")
+        os.symlink(self.path, link)
+
+        with self.assertRaisesRegex(StoreError, "in use by another lunar server"):
+            SQLiteJournal(link)
+
+    def test_missing_directory_is_named(self):
+        path = os.path.join(os.path.dirname(self.path), "missing", "lunar.db")
+
+        with self.assertRaisesRegex(StoreError, "missing does not exist"):
+            SQLiteJournal(path)
+
+    def test_journal_error_does_not_reveal_path(self):
+        journal, fleet = self.open_fleet()
+        with mock.patch.object(journal, "_save_state",
+                               side_effect=sqlite3.OperationalError("database or disk is full")):
+            with self.assertRaises(JournalError) as caught:
+                fleet.receive(make_message("a", 1, "RocketLaunched"))
+
+        self.assertNotIn(self.path, str(caught.exception))
+        self.assertIn("free space", str(caught.exception))
+
     def test_locked_database_is_refused_at_start(self):
         SQLiteJournal(self.path).close()
         other = sqlite3.connect(self.path, isolation_level=None)
