@@ -10,17 +10,19 @@ run:
 test:
 	$(PYTHON) -m tests
 
-# Run the suite on every supported CPython found as pythonX.Y on PATH or
-# through pyenv; fail if any fails or if none is found.
+# Run the suite on every supported CPython found through pyenv or as
+# pythonX.Y on PATH; fail if any fails or if none is found. A candidate must
+# start: an inactive pyenv shim on PATH does not count.
 test-all:
 	@found=0; failed=""; \
 	for version in $(SUPPORTED_VERSIONS); do \
-	  interpreter=$$(command -v python$$version 2>/dev/null); \
-	  if [ -z "$$interpreter" ] && command -v pyenv >/dev/null 2>&1; then \
+	  interpreter=""; \
+	  if command -v pyenv >/dev/null 2>&1; then \
 	    match=$$(pyenv versions --bare 2>/dev/null | grep -E "^$$version\.[0-9]+$$" | sort -t. -k3 -n | tail -1); \
 	    if [ -n "$$match" ]; then interpreter="$$(pyenv root)/versions/$$match/bin/python"; fi; \
 	  fi; \
-	  if [ -z "$$interpreter" ] || [ ! -x "$$interpreter" ]; then \
+	  if [ -z "$$interpreter" ]; then interpreter=$$(command -v python$$version 2>/dev/null || true); fi; \
+	  if [ -z "$$interpreter" ] || ! "$$interpreter" -c "import sys" >/dev/null 2>&1; then \
 	    echo "test-all: CPython $$version not found, skipped"; continue; \
 	  fi; \
 	  found=$$((found + 1)); \

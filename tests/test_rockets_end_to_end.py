@@ -50,13 +50,17 @@ class RealServerLaunchTest(unittest.TestCase):
         self.assertIn("lost          0", stdout)
 
     def test_second_run_reports_earlier_rockets(self):
-        arguments = ["launch", f"{self.server.url}/messages", "--max-messages=400", "--seed=13"]
-        self.assertEqual(run_main(arguments + ["--verify"])[0], 0)
+        arguments = ["launch", f"{self.server.url}/messages", "--max-messages=400", "--seed=13", "--verify"]
+        for description, repeat in (("identical run", arguments),
+                                    ("shorter run", arguments[:2] + ["--max-messages=200", "--seed=13", "--verify"])):
+            with self.subTest(description):
+                if description == "identical run":
+                    self.assertEqual(run_main(arguments)[0], 0)
 
-        status, stdout, stderr = run_main(arguments[:-2] + ["--max-messages=200", "--seed=13", "--verify"])
+                status, stdout, stderr = run_main(repeat)
 
-        self.assertEqual(status, 1)
-        self.assertIn("earlier run", stdout + stderr)
+                self.assertEqual(status, 1)
+                self.assertIn("earlier run with seed 13", stdout + stderr)
 
 
 class VerifiedLaunchTest(unittest.TestCase):
@@ -185,12 +189,15 @@ class FailingServerTest(unittest.TestCase):
         )
         self.assertNotIn("lastMessageNumber  ", stdout)
 
-    def test_repeated_identical_run_passes(self):
+    def test_repeated_identical_run_reports_earlier_run(self):
+        # Every message of the second run is a duplicate; only launchTime differs.
         with MockLunarServer() as server:
             first = run_launch(LaunchConfig(server.url, max_messages=400, seed=41, verify=True))
             second = run_launch(LaunchConfig(server.url, max_messages=400, seed=41, verify=True))
         self.assertTrue(first.passed)
-        self.assertTrue(second.passed, second.verification.report_lines())
+        self.assertFalse(second.passed)
+        self.assertEqual(len(second.verification.earlier_run_channels), 20)
+        self.assertIn("earlier run with seed 41", second.verification.summary())
 
 
 @unittest.skipIf(sys.platform == "win32", "Popen.send_signal does not support SIGINT on Windows")

@@ -82,6 +82,7 @@ class Message:
         "head",
         "tail",
         "acknowledged",
+        "launch_times",
     )
 
     def __init__(
@@ -99,6 +100,9 @@ class Message:
         self.payload = payload
         self.head, self.tail = wire.encode_body_parts(channel, number, message_type, payload)
         self.acknowledged = False
+        # Every messageTime sent for a launch, so verification can tell this
+        # run's launch from an earlier run's with the same seed.
+        self.launch_times: List[str] = []
 
     def content(self) -> tuple:
         """Return everything but messageTime, for comparing runs."""

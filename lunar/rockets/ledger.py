@@ -63,11 +63,12 @@ class RocketState:
 class _RocketRecord:
     """Ledger entry of one channel: generated count, expected state, held acknowledgments."""
 
-    __slots__ = ("state", "generated", "held")
+    __slots__ = ("state", "generated", "held", "launch")
 
     def __init__(self, channel: str) -> None:
         self.state = RocketState(channel)
         self.generated = 0
+        self.launch: Optional[Message] = None
         # Acknowledged messages that wait for an earlier message number.
         self.held: Dict[int, Message] = {}
 
@@ -91,6 +92,8 @@ class Ledger:
             with self._lock:
                 record = self._records[message.channel]
                 record.generated = max(record.generated, message.number)
+                if message.number == 1:
+                    record.launch = message
                 self.generated += 1
             yield message
 
@@ -123,6 +126,11 @@ class Ledger:
     def expected_state(self, channel: str) -> RocketState:
         """Return the state the server should hold for ``channel``."""
         return self._records[channel].state
+
+    def launch_times(self, channel: str) -> List[str]:
+        """Return every messageTime this run sent with the launch of ``channel``."""
+        launch = self._records[channel].launch
+        return [] if launch is None else list(launch.launch_times)
 
     def generated_count(self, channel: str) -> int:
         """Return the highest message number generated for ``channel``."""

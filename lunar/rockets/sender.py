@@ -263,8 +263,11 @@ class Sender(threading.Thread):
     def _deliver(self, delivery: Delivery) -> bool:
         message = delivery.message
         reused = self._connection.is_open
+        message_time = self._clock.now()
+        if message.number == 1:
+            message.launch_times.append(message_time.decode("ascii"))
         try:
-            status, answer = self._connection.post(message.head + self._clock.now() + message.tail)
+            status, answer = self._connection.post(message.head + message_time + message.tail)
         except _SEND_ERRORS as error:
             if not (reused and isinstance(error, _STALE_CONNECTION_ERRORS)):
                 self._failure_log.failed(delivery, self._describe_error(error))
@@ -274,7 +277,7 @@ class Sender(threading.Thread):
             # for a redelivery.
             self.stats.reconnects += 1
             try:
-                status, answer = self._connection.post(message.head + self._clock.now() + message.tail)
+                status, answer = self._connection.post(message.head + message_time + message.tail)
             except _SEND_ERRORS as retry_error:
                 self._failure_log.failed(delivery, self._describe_error(retry_error))
                 return False
