@@ -466,7 +466,7 @@ class _ParkingLot:
 
     def parked_count(self) -> int:
         """Return how many connections wait for their next request."""
-        return len(self._parked)
+        return len(self._parked) + len(self._incoming)
 
     def close_all(self) -> None:
         """Close every parked connection, and every connection parked from now on."""

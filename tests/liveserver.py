@@ -28,13 +28,14 @@ class Service:
 
     def __init__(self, server: LunarHTTPServer, control_center: ControlCenter,
                  journal: SQLiteJournal, metrics: ServiceMetrics, lifecycle: Lifecycle,
-                 rejections: Rejections) -> None:
+                 rejections: Rejections, ops: OpsApi) -> None:
         self.server = server
         self.control_center = control_center
         self.journal = journal
         self.metrics = metrics
         self.lifecycle = lifecycle
         self.rejections = rejections
+        self.ops = ops
 
     @property
     def port(self) -> int:
@@ -68,8 +69,8 @@ def start_service(test: unittest.TestCase, database: str = MEMORY,
     control_center = ControlCenter(TimedJournal(journal, metrics.observe_commit), limits)
     metrics.watch_fleet(control_center)
     lifecycle = Lifecycle()
-    routes = (FleetApi(control_center, ingest_allow, rejections).routes()
-              + OpsApi(lifecycle, journal.check_writable, metrics).routes())
+    ops = OpsApi(lifecycle, journal.check_writable, metrics)
+    routes = FleetApi(control_center, ingest_allow, rejections).routes() + ops.routes()
     server = LunarHTTPServer(("127.0.0.1", 0), routes, **server_options)
     server.request_observer = metrics.observe_request
     metrics.watch_connections(server.connection_counts)
@@ -84,4 +85,4 @@ def start_service(test: unittest.TestCase, database: str = MEMORY,
         server.server_close()
 
     test.addCleanup(stop)
-    return Service(server, control_center, journal, metrics, lifecycle, rejections)
+    return Service(server, control_center, journal, metrics, lifecycle, rejections, ops)
