@@ -412,17 +412,15 @@ class PooledHTTPServer(ThreadingHTTPServer):
                 pass
         for _ in range(workers):
             self._queue.put(None)
+        # The threads that own the remaining sockets close them. Closing a
+        # descriptor here could let a new socket reuse its number while a
+        # stuck thread still writes to it.
         deadline = time.monotonic() + FORCED_CLOSE_GRACE_SECONDS
         while time.monotonic() < deadline:
             with self._lock:
                 if not self._open:
                     break
             time.sleep(0.01)
-        with self._lock:
-            leftover = list(self._open)
-            self._open.clear()
-        for connection in leftover:
-            connection.sock.close()
 
     # -- observation ------------------------------------------------------------
 

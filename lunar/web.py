@@ -100,7 +100,8 @@ class Request:
             raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, str(error)) from None
 
 
-Endpoint = Callable[[Request], Response]
+# An endpoint returns None only after writing a streamed response itself.
+Endpoint = Callable[[Request], Optional[Response]]
 
 
 class Route:
@@ -221,6 +222,8 @@ class RequestHandler(PooledRequestHandler):
         if self._body_pending:
             # An unread body would be parsed as the next request.
             self.close_connection = True
+        if response is None:
+            return  # a streaming endpoint wrote its response itself
         self.write_response(response)
 
     def _respond(self) -> Response:
