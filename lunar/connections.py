@@ -10,11 +10,13 @@ pool when it becomes readable, or closes it when it has been idle for
 descriptor and a few objects, not a thread.
 
 Each connection keeps one handler, and so one buffered ``rfile``, for its
-whole life. Before parking, a worker checks that buffer and the socket
-without blocking, because bytes of a pipelined request already read into
-the buffer would never wake the selector. A worker whose connection has no
-next request yet waits ``LINGER_SECONDS`` for it when other workers are
-free, which keeps a busy keep-alive client off the slower selector path.
+whole life. Before parking, a worker checks whether that buffer still holds
+bytes, because a pipelined request already read from the socket would never
+wake the selector. A worker whose connection has no next request yet waits
+``LINGER_SECONDS`` for it when no other connection waits for a worker. That
+keeps a busy keep-alive client off the selector path, which costs two
+thread hand-offs per request and about 30% of the throughput of
+``tests/benchmarks/post_throughput.py``.
 
 A handler whose response streams for a long time calls
 ``detach_from_pool``: its thread leaves the pool (a new worker may start in
@@ -78,14 +80,17 @@ def wait_for(sock: socket.socket, writable: bool, timeout: float) -> bool:
 
 
 class _SocketReader(io.RawIOBase):
-    """A raw reader over a non-blocking socket that waits until ``deadline`` (monotonic seconds)."""
+    """A raw reader over a non-blocking socket that waits until ``deadline`` (monotonic seconds).
+
+    ``tell`` returns the bytes received so far, so the ``BufferedReader``
+    on top can report how much it has buffered without reading.
+    """
 
     def __init__(self, sock: socket.socket) -> None:
         super().__init__()
         self._sock = sock
         self.deadline = math.inf
-        self.nonblocking = False  # return None instead of waiting
-        self.would_block = False  # set when a non-blocking read found no bytes
+        self.received = 0
 
     def readable(self) -> bool:
         return True
@@ -93,17 +98,20 @@ class _SocketReader(io.RawIOBase):
     def fileno(self) -> int:
         return self._sock.fileno()
 
+    def tell(self) -> int:
+        return self.received
+
     def readinto(self, buffer: Any) -> Optional[int]:
         while True:
             try:
-                return self._sock.recv_into(buffer)
+                count = self._sock.recv_into(buffer)
             except BlockingIOError:
-                if self.nonblocking:
-                    self.would_block = True
-                    return None
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0 or not wait_for(self._sock, False, remaining):
-                raise socket.timeout("timed out reading the request")
+                remaining = self.deadline - time.monotonic()
+                if remaining <= 0 or not wait_for(self._sock, False, remaining):
+                    raise socket.timeout("timed out reading the request") from None
+                continue
+            self.received += count
+            return count
 
 
 class _SocketWriter(io.BufferedIOBase):
@@ -121,8 +129,13 @@ class _SocketWriter(io.BufferedIOBase):
         return self._sock.fileno()
 
     def write(self, data: Any) -> int:
+        try:
+            sent = self._sock.send(data)
+        except BlockingIOError:
+            sent = 0
         view = memoryview(data).cast("B")
-        sent = 0
+        if sent == len(view):
+            return sent
         while sent < len(view):
             try:
                 sent += self._sock.send(view[sent:])
@@ -158,6 +171,9 @@ class PooledRequestHandler(BaseHTTPRequestHandler):
         self._reader = _SocketReader(self.connection)
         self.rfile = io.BufferedReader(self._reader, READ_BUFFER_BYTES)
         self.wfile = _SocketWriter(self.connection, self.server.request_timeout)
+        self._readable_poller = _POLL() if _POLL is not None else None
+        if self._readable_poller is not None:
+            self._readable_poller.register(self.connection, select.POLLIN)
 
     def serve_ready(self, check_first: bool) -> str:
         """Serve requests while they arrive; return ``PARK``, ``CLOSE`` or ``DETACHED``.
@@ -188,20 +204,16 @@ class PooledRequestHandler(BaseHTTPRequestHandler):
                 return PARK
 
     def _next_request_ready(self) -> bool:
-        """Tell whether a request (or end of stream) can be read now or within the linger time."""
-        reader = self._reader
-        reader.nonblocking = True
-        reader.would_block = False
-        try:
-            buffered = self.rfile.peek(1)
-        except OSError:
-            return True  # the next read raises it again, and the handler closes
-        finally:
-            reader.nonblocking = False
-        if buffered or not reader.would_block:
-            return True  # bytes, or the end of the stream, which closes the connection
-        linger = self.server.linger_seconds
-        return linger > 0 and self.server.may_linger() and wait_for(self.connection, False, linger)
+        """Tell whether request bytes (or the end of the stream) are buffered, or arrive within the linger time."""
+        if self._reader.received > self.rfile.tell():
+            return True  # a pipelined request, already read from the socket
+        server = self.server
+        linger = server.linger_seconds
+        if linger <= 0 or not server.may_linger():
+            return False
+        if self._readable_poller is None:
+            return wait_for(self.connection, False, linger)
+        return bool(self._readable_poller.poll(math.ceil(linger * 1000)))
 
     def send_response(self, code: int, message: Optional[str] = None) -> None:
         self._response_status = int(code)
