@@ -10,7 +10,7 @@ pool when it becomes readable, or closes it when it has been idle for
 descriptor and a few objects, not a thread.
 
 Each connection keeps one handler, and so one buffered ``rfile``, for its
-whole life. Before parking, a worker checks whether that buffer still holds
+whole life. Before parking, a worker checks whether that buffer still contains
 bytes, because a pipelined request already read from the socket would never
 wake the selector. A worker whose connection has no next request yet waits
 ``LINGER_SECONDS`` for it when no other connection waits for a worker. That
@@ -47,12 +47,12 @@ from typing import Any, Callable, Dict, Optional, Set, Tuple
 
 logger = logging.getLogger(__name__)
 
-READ_BUFFER_BYTES = 16 * 1024  # one rfile buffer per open connection
+READ_BUFFER_BYTES = 8 * 1024  # one rfile buffer per open connection, as io.DEFAULT_BUFFER_SIZE
 LINGER_SECONDS = 0.005  # how long a worker waits for a keep-alive client's next request
 MAX_SELECT_WAIT_SECONDS = 1.0  # the selector thread checks for stop this often at least
 FORCED_CLOSE_GRACE_SECONDS = 0.5  # after a drain times out, time for threads to notice closed sockets
 
-# What serving a connection's ready requests ended with.
+# Outcomes of serving a connection's waiting requests.
 PARK = "park"  # keep-alive: wait in the selector for the next request
 CLOSE = "close"  # the connection is finished
 DETACHED = "detached"  # a stream ran on this thread, which now leaves the pool
@@ -218,7 +218,7 @@ class PooledRequestHandler(BaseHTTPRequestHandler):
     def send_response(self, code: int, message: Optional[str] = None) -> None:
         self._response_status = int(code)
         if self.server.draining:
-            self.close_connection = True  # so the response says Connection: close
+            self.close_connection = True  # so the response carries Connection: close
         super().send_response(code, message)
 
     def detach_from_pool(self) -> None:
@@ -378,7 +378,7 @@ class PooledHTTPServer(ThreadingHTTPServer):
     # -- draining ---------------------------------------------------------------
 
     def begin_drain(self) -> None:
-        """Answer the remaining requests with ``Connection: close`` and park no connection again."""
+        """Close each connection after its current response, which carries ``Connection: close``."""
         self.draining = True
 
     def drain(self, timeout: float) -> bool:
