@@ -70,6 +70,9 @@ def main(argv: Optional[List[str]] = None, environ: Optional[Mapping[str, str]] 
         return 1
     server.request_observer = metrics.observe_request
     metrics.watch_connections(server.connection_counts)
+    # A streaming endpoint such as the event stream registers here:
+    # lifecycle.add_shutdown_hook(...) to end its streams on stop, and
+    # metrics.watch_sse_subscribers(...) to report its subscriber count.
 
     tasks = [rejected.log.flush]
     if config.summary_interval > 0:

@@ -1,4 +1,4 @@
-"""Who may post telemetry: an allow list of client networks for POST /messages.
+"""Ingest access control: an allow list of client networks for POST /messages.
 
 An empty list allows every client that can connect, which is the trust
 model of the default loopback bind. IPv4 clients reached through an IPv6

@@ -33,6 +33,7 @@ This module does not parse HTTP: ``http.server``'s handler does, and
 """
 
 import collections
+import errno
 import io
 import logging
 import math
@@ -51,6 +52,8 @@ READ_BUFFER_BYTES = 8 * 1024  # one rfile buffer per open connection, as io.DEFA
 LINGER_SECONDS = 0.005  # how long a worker waits for a keep-alive client's next request
 MAX_SELECT_WAIT_SECONDS = 1.0  # the selector thread checks for stop this often at least
 FORCED_CLOSE_GRACE_SECONDS = 0.5  # after a drain times out, time for threads to notice closed sockets
+ACCEPT_BACKOFF_SECONDS = 0.1  # pause after accept() fails for lack of descriptors or memory
+_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 # Outcomes of serving a connection's waiting requests.
 PARK = "park"  # keep-alive: wait in the selector for the next request
@@ -282,9 +285,31 @@ class PooledHTTPServer(ThreadingHTTPServer):
         self._streams = 0
         self._worker_state = threading.local()
         self._parking: Optional[_ParkingLot] = None
+        self._last_accept_error = -math.inf
         super().__init__(address, handler_class)
 
     # -- socketserver hooks -------------------------------------------------------
+
+    def get_request(self) -> Tuple[socket.socket, Any]:
+        """Accept a connection; after running out of descriptors, pause before the next try.
+
+        socketserver ignores a failed accept() and polls the listening
+        socket again at once. The pending connection keeps it readable, so
+        without a pause the accept loop would spin at full CPU until a
+        descriptor is freed.
+        """
+        try:
+            return super().get_request()
+        except OSError as error:
+            if error.errno in _RESOURCE_ERRORS:
+                now = time.monotonic()
+                if now - self._last_accept_error >= 1.0:
+                    self._last_accept_error = now
+                    logger.error("cannot accept connections: %s; %d connections are open, "
+                                 "raise the open-file limit (ulimit -n, LimitNOFILE=)",
+                                 error, len(self._open))
+                time.sleep(ACCEPT_BACKOFF_SECONDS)
+            raise
 
     def process_request(self, request: socket.socket, client_address: Any) -> None:
         """Hand a new connection to the pool instead of starting a thread for it."""

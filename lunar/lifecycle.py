@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 
 class State(enum.Enum):
-    """Where the service is in its life."""
+    """A stage of the service's life."""
 
     STARTING = "starting"
     READY = "ready"
@@ -55,8 +55,8 @@ class Lifecycle:
     def add_shutdown_hook(self, hook: ShutdownHook) -> None:
         """Call ``hook`` once when the service stops, after it stops accepting connections.
 
-        A hook should return quickly: it tells long-lived work to end rather
-        than waiting for it.
+        A hook should return quickly. It signals long-lived work to end and
+        does not wait for it.
         """
         with self._lock:
             self._hooks.append(hook)

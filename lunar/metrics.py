@@ -1,6 +1,6 @@
 """Metrics in the Prometheus text exposition format 0.0.4, written by hand.
 
-A ``Registry`` holds counters, gauges and histograms, each with a fixed
+A ``Registry`` contains counters, gauges and histograms, each with a fixed
 tuple of label names, and gauges whose value a callback supplies when the
 metrics are scraped. ``Registry.render`` writes the HELP, TYPE and sample
 lines. This module knows nothing about rockets or HTTP, and it does not
@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # Bucket upper bounds in seconds for request and commit durations: from
-# half a millisecond, below a cached GET, up to 10 s, the default request timeout.
+# 0.5 ms, about what a small GET takes, up to 10 s, the default request timeout.
 DURATION_BUCKETS_SECONDS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )

@@ -24,7 +24,7 @@ JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 MAX_BODY_BYTES = 1024 * 1024  # 1 MiB; larger request bodies get 413
 MAX_REQUEST_LINE_BYTES = 65536  # as in http.server; longer lines get 414
 IDLE_TIMEOUT_SECONDS = 5.0  # an idle keep-alive connection is closed after this
-REQUEST_TIMEOUT_SECONDS = 10.0  # time to send a whole request, and to accept each write
+REQUEST_TIMEOUT_SECONDS = 10.0  # to send a whole request; also the longest a response write may stall
 WORKERS = 32  # threads that serve requests
 MAX_STREAMS = 64  # long-lived responses, one thread each, beyond the workers
 LISTEN_BACKLOG = 1024  # pending connections the kernel queues before accept()

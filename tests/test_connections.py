@@ -1,13 +1,16 @@
 """Tests of connection handling: keep-alive, pipelining, timeouts, limits, the pool and draining."""
 
+import errno
 import http.client
 import json
 import socket
+import socketserver
 import threading
 import time
 import unittest
 import weakref
 from http import HTTPStatus
+from unittest import mock
 
 from lunar.web import LunarHTTPServer, Response, Route, json_response
 
@@ -282,6 +285,23 @@ class WorkerPoolTest(unittest.TestCase):
         sockets[0].sendall(request)
         self.assertEqual(read_response(sockets[0])[0], 200)
         self.assertLessEqual(threading.active_count() - threads_before, bound)
+
+
+class AcceptErrorTest(unittest.TestCase):
+    def test_running_out_of_descriptors_pauses_and_logs_once(self):
+        server = LunarHTTPServer(("127.0.0.1", 0), [echo_route()])
+        self.addCleanup(server.server_close)
+        failure = OSError(errno.EMFILE, "Too many open files")
+        with mock.patch.object(socketserver.TCPServer, "get_request", side_effect=failure):
+            with self.assertLogs("lunar.connections", "ERROR") as logs:
+                started = time.monotonic()
+                for _ in range(3):
+                    with self.assertRaises(OSError):
+                        server.get_request()
+                elapsed = time.monotonic() - started
+        self.assertEqual(len(logs.records), 1)
+        self.assertIn("open-file limit", logs.records[0].getMessage())
+        self.assertGreaterEqual(elapsed, 0.25)
 
 
 class StreamTest(unittest.TestCase):
