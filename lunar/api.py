@@ -69,8 +69,10 @@ class FleetApi:
             self.rejections.record(rejections.CAPACITY, text, client, message.channel, message.number)
             raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, text) from None
         except JournalError as error:
-            self.rejections.record(rejections.STORAGE_FAILED, f"could not record message: {error}",
-                                   client, message.channel, message.number)
+            self.rejections.record(
+                rejections.STORAGE_FAILED,
+                f"could not record message {message.number} of channel {message.channel}: {error}",
+                client, message.channel, message.number)
             raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE,
                             f"message was not stored, retry later: {error}") from None
         logger.debug("message %d of channel %s: %s", message.number, message.channel, outcome.value)

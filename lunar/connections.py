@@ -320,6 +320,14 @@ class PooledHTTPServer(ThreadingHTTPServer):
                 self._parking = _ParkingLot(self)
         self._submit(connection)
 
+    def finish_request(self, request: socket.socket, client_address: Any) -> None:
+        """Create a new connection's handler, once; the pool then calls its ``serve_ready``.
+
+        The handler is passed back through the worker's thread state, so a
+        subclass that extends this hook still sees each new connection.
+        """
+        self._worker_state.new_handler = self.RequestHandlerClass(request, client_address, self)
+
     def server_close(self) -> None:
         """Close the listener, every connection and the server's threads at once."""
         super().server_close()
@@ -360,7 +368,9 @@ class PooledHTTPServer(ThreadingHTTPServer):
         check_first = connection.handler is None
         try:
             if connection.handler is None:
-                connection.handler = self.RequestHandlerClass(connection.sock, connection.address, self)
+                self.finish_request(connection.sock, connection.address)
+                connection.handler = self._worker_state.new_handler
+                self._worker_state.new_handler = None
             outcome = connection.handler.serve_ready(check_first)
         except Exception:
             self.handle_error(connection.sock, connection.address)

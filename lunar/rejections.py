@@ -11,7 +11,8 @@ from typing import Dict, Optional
 
 from lunar.logs import RateLimitedLogger
 
-logger = logging.getLogger(__name__)
+# Rejections are logged under the API's logger, because the API rejects them.
+logger = logging.getLogger("lunar.api")
 
 INVALID_JSON = "invalid_json"  # not UTF-8, not JSON, or a non-finite number
 INVALID_FIELD = "invalid_field"  # valid JSON that is not an acceptable message
