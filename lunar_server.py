@@ -104,6 +104,7 @@ def main(argv: Optional[List[str]] = None, environ: Optional[Mapping[str, str]] 
         drained = server.drain(config.drain_timeout)
         server.server_close()
         housekeeping.stop()
+        rejected.log.flush(force=True)
         journal.close()
     logger.info("lunar stopped%s", "" if drained else " after closing busy connections")
     return 0

@@ -154,11 +154,12 @@ OPTIONS: List[Option] = [
            "nothing after exit", metavar="PATH"),
     Option("--sync", "normal", one_of(sorted(SYNC_LEVELS), str.lower),
            "durability of each commit: 'normal' survives a crash of lunar, 'full' also "
-           "survives power loss and OS crashes but is slower"),
+           "survives power loss and OS crashes but is slower", metavar="normal|full"),
     Option("--log-level", "INFO", one_of(LOG_LEVELS, str.upper),
-           "minimum level of log lines on stderr: " + ", ".join(LOG_LEVELS)),
+           "minimum level of log lines on stderr: " + ", ".join(LOG_LEVELS), metavar="LEVEL"),
     Option("--log-format", "text", one_of(LOG_FORMATS, str.lower),
-           "'text' for readable lines, 'json' for one JSON object per line"),
+           "'text' for readable lines, 'json' for one JSON object per line",
+           metavar="text|json"),
     Option("--summary-interval", DEFAULT_SUMMARY_INTERVAL_SECONDS, seconds_or_off,
            "seconds between INFO lines that summarise message traffic, logged only "
            "while messages arrive; 0 turns them off", metavar="SECONDS"),
@@ -167,8 +168,8 @@ OPTIONS: List[Option] = [
            "are counted and summarised in one line", metavar="LINES"),
     Option("--ingest-allow", [], network,
            "network in CIDR notation allowed to POST /messages; repeat the flag or "
-           "separate networks with commas in the variable; default: every client that "
-           "can connect", metavar="CIDR", repeatable=True),
+           "separate networks with commas in the variable; with none, every client that "
+           "can connect may post", metavar="CIDR", repeatable=True),
     Option("--max-body-bytes", DEFAULT_MAX_BODY_BYTES, positive_integer,
            "largest request body in bytes; larger bodies get 413", metavar="BYTES"),
     Option("--max-request-line-bytes", DEFAULT_MAX_REQUEST_LINE_BYTES, positive_integer,

@@ -120,18 +120,18 @@ class RateLimitedLogger:
             self.target.log(level, message, *args, extra=extra)
         return allowed
 
-    def flush(self) -> None:
-        """Report lines suppressed in a window that has ended."""
+    def flush(self, force: bool = False) -> None:
+        """Report lines suppressed in a window that has ended, or at once with ``force``."""
         with self._lock:
-            report = self._roll_window()
+            report = self._roll_window(force)
         if report:
             self._report(*report)
 
-    def _roll_window(self) -> Optional[tuple]:
+    def _roll_window(self, force: bool = False) -> Optional[tuple]:
         """Start a new window if the current one ended; return (count, seconds) to report."""
         now = self._clock()
         elapsed = now - self._window_start
-        if elapsed < 1.0:
+        if elapsed < 1.0 and not force:
             return None
         suppressed = self._suppressed
         self._window_start = now

@@ -163,7 +163,7 @@ class KeepAliveTest(unittest.TestCase):
 
 
 class RequestLimitTest(unittest.TestCase):
-    def test_half_sent_request_is_cut_off_after_request_timeout(self):
+    def test_half_sent_request_is_cut_off(self):
         server = serve(self, [echo_route()], request_timeout=0.5, idle_timeout=30)
         sock = raw_connection(server, self)
         started = time.monotonic()
@@ -327,7 +327,7 @@ class StreamTest(unittest.TestCase):
         sock.sendall(b"GET /stream HTTP/1.0\r\n\r\n")
         return sock
 
-    def test_streams_leave_the_pool_and_have_their_own_cap(self):
+    def test_streams_leave_pool_with_own_cap(self):
         server = serve(self, self.routes, workers=1, max_streams=2)
         first = self.open_stream(server)
         second = self.open_stream(server)
@@ -358,7 +358,7 @@ class StreamTest(unittest.TestCase):
 
 
 class DrainTest(unittest.TestCase):
-    def test_drain_finishes_requests_in_flight_and_closes_idle_connections(self):
+    def test_drain_finishes_in_flight_requests(self):
         started = threading.Event()
 
         def slow(request):

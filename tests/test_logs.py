@@ -7,11 +7,13 @@ import json
 import logging
 import re
 import sys
+import time
 import unittest
 
 from lunar.logs import JsonFormatter, RateLimitedLogger, TextFormatter, TrafficSummary, rfc3339_utc
 from tests.serverprocess import ServerProcess
 
+SUMMARY_WAIT_SECONDS = 10.0
 RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
 
 
@@ -96,6 +98,15 @@ class RateLimitedLoggerTest(unittest.TestCase):
         self.assertIn("suppressed 7 similar log lines", summary.getMessage())
         self.assertEqual(capture.records[4].getMessage(), "line after")
 
+    def test_forced_flush_reports_at_once(self):
+        capture = CapturingLogger(self)
+        limited = RateLimitedLogger(capture.logger, 1, FakeClock())
+        for _ in range(3):
+            limited.log(logging.INFO, "line")
+        limited.flush(force=True)
+        self.assertEqual(len(capture.records), 2)
+        self.assertIn("suppressed 2", capture.records[1].getMessage())
+
     def test_flush_reports_after_the_flood_stops(self):
         capture = CapturingLogger(self)
         clock = FakeClock()
@@ -124,7 +135,7 @@ class RateLimitedLoggerTest(unittest.TestCase):
 
 
 class TrafficSummaryTest(unittest.TestCase):
-    def test_summary_reports_rate_and_totals_only_while_traffic_flows(self):
+    def test_summary_logged_only_with_traffic(self):
         clock = FakeClock()
         totals = {"applied": 0, "rejected": 0}
         summary = TrafficSummary(lambda: totals, 60.0, clock)
@@ -142,16 +153,20 @@ class TrafficSummaryTest(unittest.TestCase):
         self.assertFalse(summary.due())
 
 
+def post(connection, body):
+    connection.request("POST", "/messages", body)
+    response = connection.getresponse()
+    response.read()
+    return response.status
+
+
 class JsonLogProcessTest(unittest.TestCase):
     def test_server_logs_only_json_lines(self):
         server = ServerProcess("--db", ":memory:", "--log-format", "json").start()
         self.addCleanup(server.stop)
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
         self.addCleanup(connection.close)
-        connection.request("POST", "/messages", b"[1, 2]")
-        response = connection.getresponse()
-        response.read()
-        self.assertEqual(response.status, 400)
+        self.assertEqual(post(connection, b"[1, 2]"), 400)
         self.assertEqual(server.stop(), 0)
         documents = [json.loads(line) for line in server.log_lines]
         self.assertGreaterEqual(len(documents), 3)
@@ -162,6 +177,32 @@ class JsonLogProcessTest(unittest.TestCase):
         rejected = [document for document in documents if document.get("reason")]
         self.assertEqual(len(rejected), 1)
         self.assertEqual(rejected[0]["reason"], "invalid_field")
+        self.assertEqual(rejected[0]["client"], "127.0.0.1")
+
+    def test_flood_of_rejections_is_rate_limited_and_summarised(self):
+        server = ServerProcess("--db", ":memory:", "--log-format", "json",
+                               "--rejection-log-rate", "5", "--summary-interval", "1").start()
+        self.addCleanup(server.stop)
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        self.addCleanup(connection.close)
+        for _ in range(50):
+            self.assertEqual(post(connection, b"{broken"), 400)
+        deadline = time.monotonic() + SUMMARY_WAIT_SECONDS
+        while (time.monotonic() < deadline
+               and not any("messagesPerSecond" in line for line in server.log_lines)):
+            time.sleep(0.05)
+        self.assertEqual(server.stop(), 0)  # stopping reports what is still suppressed
+
+        documents = [json.loads(line) for line in server.log_lines]
+        rejected = [document for document in documents if document.get("reason") == "invalid_json"]
+        self.assertGreaterEqual(len(rejected), 5)
+        self.assertLess(len(rejected), 50)
+        suppressed = [document for document in documents if "suppressed" in document]
+        self.assertEqual(sum(document["suppressed"] for document in suppressed),
+                         50 - len(rejected))
+        summaries = [document for document in documents if "messagesPerSecond" in document]
+        self.assertGreaterEqual(len(summaries), 1)
+        self.assertIn("50 rejected", summaries[0]["message"])
 
 
 if __name__ == "__main__":
