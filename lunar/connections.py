@@ -64,6 +64,9 @@ RequestObserver = Callable[[Optional[str], str, int, Optional[float]], None]
 
 _POLL = getattr(select, "poll", None)
 
+# The Date header of the current second: (Unix second, formatted text).
+_date_header: Tuple[int, str] = (0, "")
+
 
 class StreamLimitError(Exception):
     """Raised by ``detach_from_pool`` when ``max_streams`` streams are already open."""
@@ -136,9 +139,9 @@ class _SocketWriter(io.BufferedIOBase):
             sent = self._sock.send(data)
         except BlockingIOError:
             sent = 0
-        view = memoryview(data).cast("B")
-        if sent == len(view):
+        if isinstance(data, bytes) and sent == len(data):
             return sent
+        view = memoryview(data).cast("B")
         while sent < len(view):
             try:
                 sent += self._sock.send(view[sent:])
@@ -217,6 +220,17 @@ class PooledRequestHandler(BaseHTTPRequestHandler):
         if self._readable_poller is None:
             return wait_for(self.connection, False, linger)
         return bool(self._readable_poller.poll(math.ceil(linger * 1000)))
+
+    def date_time_string(self, timestamp: Optional[float] = None) -> str:
+        """Return an HTTP date; the Date header's is formatted once a second, not per response."""
+        global _date_header
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        second = int(time.time())
+        cached = _date_header
+        if cached[0] != second:
+            cached = _date_header = (second, super().date_time_string(second))
+        return cached[1]
 
     def send_response(self, code: int, message: Optional[str] = None) -> None:
         self._response_status = int(code)

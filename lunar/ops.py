@@ -9,7 +9,7 @@ scraped. ``OpsApi`` serves them. Nothing here changes the fleet.
 import logging
 import time
 from http import HTTPStatus
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from lunar import rejections
 from lunar.fleet import ControlCenter, Journal, RocketState
@@ -58,6 +58,7 @@ class ServiceMetrics:
         register = self.registry.register
         self._control_center: Optional[ControlCenter] = None
         self._rejected = rejected
+        self._request_labels: Dict[Tuple[Optional[str], str, int], Tuple[Tuple[str, ...], Tuple[str]]] = {}
 
         self.messages = register(CallbackCounter(
             "lunar_messages_total",
@@ -114,11 +115,17 @@ class ServiceMetrics:
     def observe_request(self, route: Optional[str], method: str, status: int,
                         seconds: Optional[float]) -> None:
         """Count one answered request; ``seconds`` is None for a stream, whose time is not a latency."""
-        route_label = route or UNMATCHED_ROUTE
         method_label = method if method in KNOWN_METHODS else "other"
-        self.requests.inc((route_label, method_label, str(status)))
+        key = (route, method_label, status)
+        labels = self._request_labels.get(key)
+        if labels is None:
+            # Bounded: routes times known methods times status codes.
+            route_label = route or UNMATCHED_ROUTE
+            labels = self._request_labels[key] = (
+                (route_label, method_label, str(status)), (route_label,))
+        self.requests.inc(labels[0])
         if seconds is not None:
-            self.request_seconds.observe(seconds, (route_label,))
+            self.request_seconds.observe(seconds, labels[1])
 
     def observe_commit(self, seconds: float) -> None:
         """Record the duration of one message's database transaction."""
