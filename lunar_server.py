@@ -1,102 +1,93 @@
 #!/usr/bin/env python3
 """Run the lunar telemetry service.
 
-This file only wires things together: it parses the command line, configures
+This file only wires things together: it reads the configuration, configures
 logging, builds the control center and the HTTP server, serves until Ctrl-C
-or SIGTERM, and shuts down cleanly.
+or SIGTERM, and drains and shuts down cleanly.
 """
 
-import argparse
 import logging
+import os
 import signal
 import sys
 import threading
-from typing import List, Optional
+from typing import List, Mapping, Optional
 
+from lunar.access import AllowList
 from lunar.api import FleetApi
-from lunar.cors import parse_origin
+from lunar.config import ConfigError, describe, load_config
 from lunar.dashboard import dashboard_routes
-from lunar.events import MAX_SUBSCRIBERS, EventBroker, EventsApi
-from lunar.fleet import ControlCenter
-from lunar.store import MEMORY, SYNC_LEVELS, SQLiteJournal, StoreError
+from lunar.events import EventBroker, EventsApi
+from lunar.fleet import ControlCenter, Limits
+from lunar.lifecycle import Lifecycle
+from lunar.logs import Housekeeping, TrafficSummary, configure_logging
+from lunar.ops import OpsApi, ServiceMetrics, TimedJournal
+from lunar.rejections import Rejections
+from lunar.store import SQLiteJournal, StoreError
 from lunar.web import LunarHTTPServer
 
 logger = logging.getLogger("lunar.server")
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8088
-DEFAULT_DATABASE = "lunar.db"
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
-
-def parse_arguments(argv: Optional[List[str]]) -> argparse.Namespace:
-    """Parse the command line."""
-    parser = argparse.ArgumentParser(
-        prog="lunar_server.py",
-        description="Serve rocket telemetry: POST /messages, GET /rockets and /missions.",
-    )
-    parser.add_argument("--host", default=DEFAULT_HOST,
-                        help="address to listen on, IPv4 or IPv6 such as '::' "
-                             "(default: %(default)s)")
-    parser.add_argument("--port", type=_port, default=DEFAULT_PORT,
-                        help="TCP port; 0 picks a free one and logs it (default: %(default)s)")
-    parser.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS,
-                        help="minimum level of log lines on stderr (default: %(default)s)")
-    parser.add_argument("--db", default=DEFAULT_DATABASE, metavar="PATH",
-                        help="SQLite database file that keeps every accepted message; "
-                             f"'{MEMORY}' keeps nothing after exit (default: %(default)s)")
-    parser.add_argument("--sync", default="normal", choices=sorted(SYNC_LEVELS),
-                        help="durability of each commit: 'normal' survives a crash of "
-                             "lunar, 'full' also survives power loss and OS crashes but "
-                             "is slower (default: %(default)s)")
-    parser.add_argument("--cors-origin", action="append", default=[], type=_origin,
-                        metavar="ORIGIN",
-                        help="let web pages from ORIGIN (scheme://host[:port], or '*' for "
-                             "any) read the API's responses; repeat for more origins "
-                             "(default: none)")
-    parser.add_argument("--max-subscribers", type=_non_negative_integer, default=MAX_SUBSCRIBERS,
-                        help="maximum number of concurrent GET /events streams; "
-                             "more get 503 (default: %(default)s)")
-    return parser.parse_args(argv)
-
-
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[List[str]] = None, environ: Optional[Mapping[str, str]] = None) -> int:
     """Run the service until SIGINT or SIGTERM; return the exit status."""
-    arguments = parse_arguments(argv)
-    logging.basicConfig(
-        level=arguments.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        config = load_config(argv, os.environ if environ is None else environ)
+    except ConfigError as error:
+        print(f"lunar_server.py: error: {error}", file=sys.stderr)
+        return 2
+    configure_logging(config.log_level, config.log_format)
+    logger.debug("configuration: %s", describe(config))
+    lifecycle = Lifecycle()
 
     try:
-        journal = SQLiteJournal(arguments.db, sync=arguments.sync)
+        journal = SQLiteJournal(config.db, sync=config.sync)
         restored = journal.load()
     except StoreError as error:
         logger.error("cannot start: %s", error)
         return 1
-    control_center = ControlCenter(journal)
+    rejected = Rejections(config.rejection_log_rate)
+    limits = Limits(config.max_pending_per_rocket, config.max_pending_total, config.max_rockets)
+    metrics = ServiceMetrics(rejected)
+    control_center = ControlCenter(TimedJournal(journal, metrics.observe_commit), limits)
     control_center.restore(restored.states, restored.pending)
+    metrics.watch_fleet(control_center)
     logger.info("database %s (sync %s): restored %d rockets, %d stored messages, %d buffered",
-                arguments.db, arguments.sync, len(restored.states), restored.message_count,
+                config.db, config.sync, len(restored.states), restored.message_count,
                 len(restored.pending))
 
-    broker = EventBroker(control_center, max_subscribers=arguments.max_subscribers)
-    routes = FleetApi(control_center).routes() + EventsApi(broker).routes() + dashboard_routes()
+    fleet_api = FleetApi(control_center, AllowList(config.ingest_allow), rejected)
+    ops_api = OpsApi(lifecycle, journal.check_writable, metrics)
+    broker = EventBroker(control_center, max_subscribers=config.max_subscribers)
+    routes = fleet_api.routes() + ops_api.routes() + EventsApi(broker).routes() + dashboard_routes()
     try:
-        server = LunarHTTPServer((arguments.host, arguments.port), routes,
-                                 cors_origins=arguments.cors_origin)
+        server = LunarHTTPServer(
+            (config.host, config.port), routes, cors_origins=config.cors_origin,
+            idle_timeout=config.idle_timeout, max_body_bytes=config.max_body_bytes,
+            max_request_line_bytes=config.max_request_line_bytes,
+            request_timeout=config.request_timeout, workers=config.workers,
+            max_streams=config.max_streams,
+        )
     except OSError as error:
-        logger.error("cannot listen on %s port %d: %s", arguments.host, arguments.port, error)
+        logger.error("cannot listen on %s port %d: %s", config.host, config.port, error)
         broker.close()
         journal.close()
         return 1
+    server.request_observer = metrics.observe_request
+    metrics.watch_connections(server.connection_counts)
+    lifecycle.add_shutdown_hook(broker.close)  # ends every /events stream
+    metrics.watch_sse_subscribers(broker.subscriber_count)
 
-    stop_requested = threading.Event()
+    tasks = [rejected.log.flush]
+    if config.summary_interval > 0:
+        summary = TrafficSummary(metrics.totals, config.summary_interval)
+        tasks.append(lambda: summary.log_summary() if summary.due() else None)
+    housekeeping = Housekeeping(tasks)
 
     def request_stop(signal_number: int, frame: object) -> None:
-        if not stop_requested.is_set():
-            stop_requested.set()
-            logger.info("received %s, stopping", signal.Signals(signal_number).name)
+        if lifecycle.begin_shutdown():
+            logger.info("received %s, draining", signal.Signals(signal_number).name)
+            server.begin_drain()
             # shutdown() waits for serve_forever() to return, so it cannot run
             # on the thread that is serving.
             threading.Thread(target=server.shutdown, name="shutdown").start()
@@ -104,44 +95,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
-    if arguments.cors_origin:
-        logger.info("CORS allows origins: %s", ", ".join(arguments.cors_origin))
+    lifecycle.mark_ready()
+    housekeeping.start()
+    if config.cors_origin:
+        logger.info("CORS allows origins: %s", ", ".join(config.cors_origin))
+    if config.ingest_allow:
+        logger.info("POST /messages is allowed from %s only", AllowList(config.ingest_allow))
     logger.info("lunar ready on %s", server.url)
     try:
         server.serve_forever(poll_interval=0.5)
     finally:
-        broker.close()  # ends every /events stream, whose threads shutdown() does not wait for
+        lifecycle.begin_shutdown()
+        lifecycle.run_shutdown_hooks()
+        drained = server.drain(config.drain_timeout)
         server.server_close()
+        housekeeping.stop()
+        rejected.log.flush(force=True)
         journal.close()
-    logger.info("lunar stopped")
+    logger.info("lunar stopped%s", "" if drained else " after closing busy connections")
     return 0
-
-
-def _origin(text: str) -> str:
-    try:
-        return parse_origin(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r}: not an integer") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"invalid port {port}: must be from 0 to 65535")
-    return port
-
-
-def _non_negative_integer(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid count {text!r}: not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"invalid count {value}: must not be negative")
-    return value
 
 
 if __name__ == "__main__":

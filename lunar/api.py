@@ -7,12 +7,14 @@ in ``lunar.web`` and the rocket rules are in ``lunar.fleet``.
 
 import logging
 from http import HTTPStatus
-from typing import Dict, List
+from typing import Dict, List, Optional
 
-from lunar import history, openapi, query
-from lunar.fleet import ControlCenter, JournalError
-from lunar.messages import InvalidMessage, decode_message
+from lunar import history, openapi, query, rejections
+from lunar.access import AllowList
+from lunar.fleet import CapacityError, ControlCenter, JournalError
+from lunar.messages import InvalidJson, InvalidMessage, decode_message
 from lunar.query import QueryParameters
+from lunar.rejections import Rejections
 from lunar.web import HttpError, Request, Response, Route, json_response
 
 logger = logging.getLogger(__name__)
@@ -23,8 +25,11 @@ ACCEPTED = Response(HTTPStatus.ACCEPTED)  # empty, so the client can reuse the c
 class FleetApi:
     """The endpoints of the fleet API, bound to one control center."""
 
-    def __init__(self, control_center: ControlCenter) -> None:
+    def __init__(self, control_center: ControlCenter, ingest_allow: Optional[AllowList] = None,
+                 rejections: Optional[Rejections] = None) -> None:
         self.control_center = control_center
+        self.ingest_allow = ingest_allow or AllowList()
+        self.rejections = rejections or Rejections()
 
     def routes(self) -> List[Route]:
         """Return the route table."""
@@ -40,17 +45,37 @@ class FleetApi:
 
     def post_message(self, request: Request) -> Response:
         """Accept one telemetry message: 202 whether applied, buffered or duplicate."""
-        body = request.read_body()
+        client = request.client_address[0]
+        if not self.ingest_allow.allows(client):
+            self.rejections.record(rejections.FORBIDDEN, "address not in --ingest-allow", client)
+            raise HttpError(HTTPStatus.FORBIDDEN,
+                            f"client address {client} may not post messages; ask the "
+                            "operator to add its network to --ingest-allow")
+        try:
+            body = request.read_body()
+        except HttpError as error:
+            reason = (rejections.TOO_LARGE if error.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+                      else rejections.INVALID_BODY)
+            self.rejections.record(reason, error.message, client)
+            raise
         try:
             message = decode_message(body)
         except InvalidMessage as error:
-            logger.info("rejected message from %s: %s", request.client_address[0], error)
+            reason = rejections.INVALID_JSON if isinstance(error, InvalidJson) else rejections.INVALID_FIELD
+            self.rejections.record(reason, str(error), client)
             raise HttpError(HTTPStatus.BAD_REQUEST, str(error)) from None
         try:
             outcome = self.control_center.receive(message)
+        except CapacityError as error:
+            flag = "--" + error.limit_name.replace("_", "-")
+            text = f"message was not stored: {error}; retry later, or raise {flag} (now {error.limit})"
+            self.rejections.record(rejections.CAPACITY, text, client, message.channel, message.number)
+            raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, text) from None
         except JournalError as error:
-            logger.error("could not record message %d of channel %s: %s",
-                         message.number, message.channel, error)
+            self.rejections.record(
+                rejections.STORAGE_FAILED,
+                f"could not record message {message.number} of channel {message.channel}: {error}",
+                client, message.channel, message.number)
             raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE,
                             f"message was not stored, retry later: {error}") from None
         logger.debug("message %d of channel %s: %s", message.number, message.channel, outcome.value)

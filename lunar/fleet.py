@@ -24,7 +24,7 @@ import enum
 import heapq
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
 
 from lunar.messages import (
     ROCKET_EXPLODED,
@@ -49,6 +49,31 @@ MAX_EXACT_FLOAT = 2**53  # integral floats up to here render as JSON integers
 
 class JournalError(Exception):
     """Raised by a journal when it could not record a message durably."""
+
+
+class CapacityError(Exception):
+    """Raised when accepting a message would exceed one of the fleet's ``Limits``.
+
+    ``limit_name`` is the ``Limits`` field that was reached and ``limit`` its
+    value. Nothing was recorded or changed.
+    """
+
+    def __init__(self, message: str, limit_name: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit_name = limit_name
+        self.limit = limit
+
+
+class Limits(NamedTuple):
+    """Caps on what the fleet holds in memory.
+
+    A message that is the next expected number of a known rocket is never
+    refused, because applying it can only shrink the buffers.
+    """
+
+    max_pending_per_rocket: int = 1_000_000  # messages waiting behind one rocket's gap
+    max_pending_total: int = 10_000_000  # messages waiting behind all gaps together
+    max_rockets: int = 1_000_000  # channels known to the fleet
 
 
 class Outcome(enum.Enum):
@@ -181,25 +206,31 @@ class ControlCenter:
     read methods while a message is being applied.
     """
 
-    def __init__(self, journal: Optional[Journal] = None) -> None:
+    def __init__(self, journal: Optional[Journal] = None, limits: Optional[Limits] = None) -> None:
         self._lock = threading.RLock()
         self._journal = journal if journal is not None else Journal()
+        self._limits = limits if limits is not None else Limits()
         self._rockets_by_channel: Dict[str, Rocket] = {}
         self._listeners: List[RocketListener] = []
         self.outcome_counts = {outcome: 0 for outcome in Outcome}
+        self._pending_total = 0
+        self._status_counts = {PENDING: 0, LAUNCHED: 0, EXPLODED: 0}
+        self._capacity_warned: Set[str] = set()  # channels, and "" for the rocket cap
 
     # -- ingestion ------------------------------------------------------------
 
     def receive(self, message: Message) -> Outcome:
         """Record and apply, buffer or ignore one message.
 
-        Raises ``JournalError`` when the message could not be recorded, in
-        which case nothing changed and the message must not be acknowledged.
+        Raises ``JournalError`` when the message could not be recorded and
+        ``CapacityError`` when holding it would exceed a limit. In both cases
+        nothing changed and the message must not be acknowledged.
         """
         with self._lock:
             rocket = self._rockets_by_channel.get(message.channel)
             is_new = rocket is None
             if is_new:
+                self._check_rocket_room(message)
                 rocket = Rocket(message.channel)
             elif rocket.has_seen(message.number):
                 logger.debug(
@@ -210,11 +241,15 @@ class ControlCenter:
                 return Outcome.DUPLICATE
 
             if message.number != rocket.state.last_message_number + 1:
+                self._check_pending_room(rocket, message)
                 # A new rocket's first state is saved even when nothing applies,
                 # so that every stored message belongs to a saved rocket.
                 self._journal.record(message, rocket.state if is_new else None)
                 rocket.buffer(message)
-                self._rockets_by_channel[rocket.channel] = rocket
+                self._pending_total += 1
+                if is_new:
+                    self._rockets_by_channel[rocket.channel] = rocket
+                    self._status_counts[rocket.state.status] += 1
                 self.outcome_counts[Outcome.BUFFERED] += 1
                 return Outcome.BUFFERED
 
@@ -253,6 +288,12 @@ class ControlCenter:
                         self._push_back(rocket, drained)
                         raise
                     self._commit_drain(rocket, state, drained)
+            self._pending_total = sum(
+                len(rocket.pending_numbers) for rocket in self._rockets_by_channel.values()
+            )
+            self._status_counts = {PENDING: 0, LAUNCHED: 0, EXPLODED: 0}
+            for rocket in self._rockets_by_channel.values():
+                self._status_counts[rocket.state.status] += 1
 
     def add_listener(self, listener: RocketListener) -> None:
         """Call ``listener`` with each rocket whose applied state changes."""
@@ -283,6 +324,10 @@ class ControlCenter:
         """Install a recorded state. Caller holds the lock."""
         for message in drained:
             rocket.pending_numbers.discard(message.number)
+        self._pending_total -= len(drained)
+        if self._rockets_by_channel.get(rocket.channel) is rocket:
+            self._status_counts[rocket.state.status] -= 1
+        self._status_counts[state.status] += 1
         rocket.state = state
         self._rockets_by_channel[rocket.channel] = rocket
         for listener in self._listeners:
@@ -291,7 +336,53 @@ class ControlCenter:
             except Exception:
                 logger.exception("rocket listener failed for channel %s", rocket.channel)
 
+    def _check_rocket_room(self, message: Message) -> None:
+        """Raise ``CapacityError`` if the fleet holds as many rockets as allowed."""
+        limit = self._limits.max_rockets
+        if len(self._rockets_by_channel) < limit:
+            return
+        if "" not in self._capacity_warned:
+            self._capacity_warned.add("")
+            logger.warning(
+                "the fleet holds %d rockets, the limit; messages of new channels are "
+                "rejected until the limit is raised", limit,
+                extra={"channel": message.channel, "messageNumber": message.number},
+            )
+        raise CapacityError(
+            f"the fleet already holds {limit} rockets, the maximum, so channel "
+            f"{message.channel!r} cannot be added", "max_rockets", limit,
+        )
+
+    def _check_pending_room(self, rocket: Rocket, message: Message) -> None:
+        """Raise ``CapacityError`` if buffering ``message`` would exceed a pending limit."""
+        limits = self._limits
+        if len(rocket.pending_numbers) >= limits.max_pending_per_rocket:
+            limit_name, limit = "max_pending_per_rocket", limits.max_pending_per_rocket
+            text = (f"channel {rocket.channel!r} already holds {limit} messages waiting "
+                    "behind a gap, the maximum per rocket")
+        elif self._pending_total >= limits.max_pending_total:
+            limit_name, limit = "max_pending_total", limits.max_pending_total
+            text = (f"the fleet already holds {limit} messages waiting behind gaps, "
+                    "the maximum in total")
+        else:
+            return
+        next_number = rocket.state.last_message_number + 1
+        if rocket.channel not in self._capacity_warned:
+            self._capacity_warned.add(rocket.channel)
+            logger.warning(
+                "%s; its messages other than number %d are rejected until the gap fills",
+                text, next_number,
+                extra={"channel": rocket.channel, "messageNumber": message.number},
+            )
+        raise CapacityError(f"{text}; message {next_number} fills the gap and is "
+                            "still accepted", limit_name, limit)
+
     # -- queries ---------------------------------------------------------------
+
+    def counts(self) -> Tuple[Dict[str, int], int]:
+        """Return the number of rockets by status and of messages waiting behind gaps."""
+        with self._lock:
+            return dict(self._status_counts), self._pending_total
 
     def rockets(self) -> List[Dict[str, Any]]:
         """Return every rocket as JSON, by launch time, then channel; pending last."""

@@ -36,6 +36,10 @@ class InvalidMessage(ValueError):
     """Raised when a request body is not an acceptable telemetry message."""
 
 
+class InvalidJson(InvalidMessage):
+    """Raised when a request body is not UTF-8 JSON with finite numbers."""
+
+
 class Message(NamedTuple):
     """One validated telemetry message.
 
@@ -58,7 +62,7 @@ def decode_text(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise InvalidMessage(
+        raise InvalidJson(
             f"body is not valid UTF-8: byte {error.start} is invalid"
         ) from None
 
@@ -75,13 +79,13 @@ def decode_json(text: str) -> Any:
             text, parse_constant=_reject_constant, parse_float=_parse_finite_float
         )
     except json.JSONDecodeError as error:
-        raise InvalidMessage(f"body is not valid JSON: {error}") from None
+        raise InvalidJson(f"body is not valid JSON: {error}") from None
     except RecursionError:
-        raise InvalidMessage("body is not valid JSON: nested too deeply") from None
+        raise InvalidJson("body is not valid JSON: nested too deeply") from None
     except InvalidMessage:
         raise
     except ValueError as error:  # for example an integer with too many digits
-        raise InvalidMessage(f"body is not valid JSON: {error}") from None
+        raise InvalidJson(f"body is not valid JSON: {error}") from None
 
 
 def decode_message(raw: bytes) -> "Message":
@@ -187,13 +191,13 @@ def _json_kind(value: Any) -> str:
 
 
 def _reject_constant(name: str) -> Optional[float]:
-    raise InvalidMessage(f"body is not valid JSON: {name} is not a finite number")
+    raise InvalidJson(f"body is not valid JSON: {name} is not a finite number")
 
 
 def _parse_finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise InvalidMessage(
+        raise InvalidJson(
             f"body is not valid JSON: {text} is too large for a finite number"
         )
     return value

@@ -1,4 +1,4 @@
-"""HTTP plumbing: the threaded server, the request handler and the route table.
+"""HTTP plumbing: the pooled server, the request handler and the route table.
 
 The handler reads a request, finds its route, calls the endpoint and writes
 the ``Response`` it returns. Every failure becomes one JSON error body
@@ -13,11 +13,11 @@ import socket
 import socketserver
 import urllib.parse
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from lunar import __version__
 from lunar.conditional import entity_tag, none_match
+from lunar.connections import PooledHTTPServer, PooledRequestHandler, StreamLimitError
 from lunar.cors import CorsPolicy
 
 logger = logging.getLogger(__name__)
@@ -26,6 +26,9 @@ JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 MAX_BODY_BYTES = 1024 * 1024  # 1 MiB; larger request bodies get 413
 MAX_REQUEST_LINE_BYTES = 65536  # as in http.server; longer lines get 414
 IDLE_TIMEOUT_SECONDS = 5.0  # an idle keep-alive connection is closed after this
+REQUEST_TIMEOUT_SECONDS = 10.0  # to send a whole request; also the longest a response write may stall
+WORKERS = 32  # threads that serve requests
+MAX_STREAMS = 128  # long-lived responses, one thread each, beyond the workers
 LISTEN_BACKLOG = 1024  # pending connections the kernel queues before accept()
 MAX_CHUNK_LINE_BYTES = 1024  # a chunk-size line with extensions
 
@@ -100,8 +103,20 @@ class Request:
         """
         return self._handler.read_body()
 
+    def detach_from_pool(self) -> None:
+        """Serve the rest of this request on a thread of its own, for a long-lived response.
 
-Endpoint = Callable[[Request], Union[Response, StreamingResponse]]
+        Call it before streaming; the connection closes when the endpoint
+        returns. Raises ``HttpError`` 503 when too many streams are open.
+        """
+        try:
+            self._handler.detach_from_pool()
+        except StreamLimitError as error:
+            raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, str(error)) from None
+
+
+# An endpoint returns None only after writing a streamed response itself.
+Endpoint = Callable[[Request], Union[Response, StreamingResponse, None]]
 
 
 class Route:
@@ -153,7 +168,7 @@ def find_route(routes: Sequence[Route], raw_path: str) -> Tuple[Optional[Route],
     return None, {}, path, query
 
 
-class RequestHandler(BaseHTTPRequestHandler):
+class RequestHandler(PooledRequestHandler):
     """Serve one connection: read requests, dispatch them, write JSON answers.
 
     ``server.routes`` supplies the route table. Every method, including
@@ -167,15 +182,15 @@ class RequestHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def setup(self) -> None:
-        self.timeout = self.server.idle_timeout
         super().setup()
         self._body_pending = False
 
     def handle_one_request(self) -> None:
         """Read one request and answer it, whatever its method."""
         try:
-            self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE_BYTES + 1)
-            if len(self.raw_requestline) > MAX_REQUEST_LINE_BYTES:
+            limit = self.server.max_request_line_bytes
+            self.raw_requestline = self.rfile.readline(limit + 1)
+            if len(self.raw_requestline) > limit:
                 self.requestline = ""
                 self.request_version = ""
                 self.command = ""
@@ -205,6 +220,13 @@ class RequestHandler(BaseHTTPRequestHandler):
                                 {"Content-Type": JSON_CONTENT_TYPE, **error.headers})
             if error.close:
                 self.close_connection = True
+        except socket.timeout:
+            logger.info("request from %s timed out after %g s", self.address_string(),
+                        self.server.request_timeout)
+            self.close_connection = True
+            response = Response(HTTPStatus.REQUEST_TIMEOUT,
+                                error_body("request timed out; send the whole request at once"),
+                                {"Content-Type": JSON_CONTENT_TYPE})
         except Exception:
             logger.exception("unexpected error answering %s %s", self.command, self.path)
             response = Response(
@@ -215,6 +237,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         if self._body_pending:
             # An unread body would be parsed as the next request.
             self.close_connection = True
+        if response is None:
+            return  # a streaming endpoint wrote its response itself
         response = self._apply_conditional_get(response)
         cors_headers = self.server.cors.response_headers(self.headers)
         if cors_headers and "Access-Control-Allow-Origin" not in response.headers:
@@ -236,6 +260,7 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _respond(self) -> Union[Response, StreamingResponse]:
         route, params, path, query = find_route(self.server.routes, self.path)
+        self.route_template = route.template if route is not None else None
         if route is None:
             raise HttpError(HTTPStatus.NOT_FOUND, f"no resource at {path!r}")
         endpoint = route.endpoints.get(self.command)
@@ -267,9 +292,20 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(response.body)
 
     def write_stream(self, response: StreamingResponse) -> None:
-        """Send the headers, then each chunk as it comes; the connection closes after."""
+        """Send the headers, then each chunk as it comes; the connection closes after.
+
+        The stream leaves the worker pool first, so it never holds a worker;
+        past the stream cap the client gets a 503 instead.
+        """
         self.close_connection = True
         try:
+            try:
+                self.detach_from_pool()
+            except StreamLimitError as error:
+                logger.warning("stream refused for %s: %s", self.address_string(), error)
+                self.write_response(Response(HTTPStatus.SERVICE_UNAVAILABLE, error_body(str(error)),
+                                             {"Content-Type": JSON_CONTENT_TYPE, "Retry-After": "10"}))
+                return
             self.send_response(response.status)
             for name, value in response.headers.items():
                 self.send_header(name, value)
@@ -380,23 +416,26 @@ class RequestHandler(BaseHTTPRequestHandler):
         return str(self.client_address[0])
 
 
-class LunarHTTPServer(ThreadingHTTPServer):
-    """A threaded HTTP server for IPv4 or IPv6 that serves a route table."""
+class LunarHTTPServer(PooledHTTPServer):
+    """An HTTP server for IPv4 or IPv6 that serves a route table on a bounded thread pool."""
 
-    daemon_threads = True  # idle keep-alive threads must not delay shutdown
     allow_reuse_address = True
     request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, address: Tuple[str, int], routes: Sequence[Route],
                  idle_timeout: float = IDLE_TIMEOUT_SECONDS,
                  max_body_bytes: int = MAX_BODY_BYTES,
-                 cors_origins: Sequence[str] = ()) -> None:
+                 cors_origins: Sequence[str] = (),
+                 max_request_line_bytes: int = MAX_REQUEST_LINE_BYTES,
+                 request_timeout: float = REQUEST_TIMEOUT_SECONDS,
+                 workers: int = WORKERS, max_streams: int = MAX_STREAMS) -> None:
         self.address_family = _address_family(address[0])
         self.routes = list(routes)
         self.cors = CorsPolicy(cors_origins)
-        self.idle_timeout = idle_timeout
         self.max_body_bytes = max_body_bytes
-        super().__init__(address, RequestHandler)
+        self.max_request_line_bytes = max_request_line_bytes
+        super().__init__(address, RequestHandler, workers=workers, max_streams=max_streams,
+                         idle_timeout=idle_timeout, request_timeout=request_timeout)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind would call socket.getfqdn(), a DNS lookup

@@ -18,7 +18,7 @@ SERVER_SCRIPT = os.path.join(ROOT, "lunar_server.py")
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 10.0
 
-_READY = re.compile(r"lunar ready on (http://\S+)")
+_READY = re.compile(r"lunar ready on (http://[^\s\"]+)")
 
 
 class ServerProcess:

@@ -4,7 +4,7 @@ import contextlib
 import io
 import unittest
 
-import lunar_server
+from lunar.config import load_config
 from lunar.cors import parse_origin
 from tests.fleetserver import message_body, start_server
 
@@ -157,16 +157,18 @@ class OriginSettingTest(unittest.TestCase):
                     parse_origin(text)
 
     def test_flag_repeats_and_defaults_to_none(self):
-        arguments = lunar_server.parse_arguments(
-            ["--cors-origin", "http://a.example", "--cors-origin", "HTTP://B.example:81"])
+        arguments = load_config(
+            ["--cors-origin", "http://a.example", "--cors-origin", "HTTP://B.example:81"], {})
 
         self.assertEqual(arguments.cors_origin, ["http://a.example", "http://b.example:81"])
-        self.assertEqual(lunar_server.parse_arguments([]).cors_origin, [])
+        self.assertEqual(load_config([], {}).cors_origin, [])
+        from_environment = load_config([], {"LUNAR_CORS_ORIGIN": "http://a.example,*"})
+        self.assertEqual(from_environment.cors_origin, ["http://a.example", "*"])
 
     def test_flag_rejects_invalid_origin(self):
         errors = io.StringIO()
         with contextlib.redirect_stderr(errors), self.assertRaises(SystemExit):
-            lunar_server.parse_arguments(["--cors-origin", "http://a.example/"])
+            load_config(["--cors-origin", "http://a.example/"], {})
 
         self.assertIn("invalid origin 'http://a.example/'", errors.getvalue())
 

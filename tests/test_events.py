@@ -616,13 +616,23 @@ class SlowSubscriberTest(EventServerTestCase):
                         f"healthy subscriber saw {latest.get(channels[-1])}, expected {number}")
 
 
+def stream_threads_since(threads_before):
+    """Return the threads started since ``threads_before`` that serve streams.
+
+    The server's pool also starts workers and a selector thread on demand;
+    those live on after a stream ends.
+    """
+    return {thread for thread in set(threading.enumerate()) - threads_before
+            if thread.name == "lunar-stream"}
+
+
 class ShutdownTest(EventServerTestCase):
     def test_close_ends_streams_and_their_threads(self) -> None:
         self.start_server(flush_interval=0.05, stats_interval=0.1)
         threads_before = set(threading.enumerate())
         clients = [self.open_stream()[0] for _ in range(3)]
         self.assertTrue(wait_until(lambda: self.broker.subscriber_count() == 3))
-        stream_threads = set(threading.enumerate()) - threads_before
+        stream_threads = stream_threads_since(threads_before)
 
         self.broker.close()
 
@@ -648,7 +658,8 @@ class ShutdownTest(EventServerTestCase):
         self.start_server(flush_interval=0.05, stats_interval=60.0, heartbeat_interval=0.1)
         threads_before = set(threading.enumerate())
         client, _ = self.open_stream()
-        stream_threads = set(threading.enumerate()) - threads_before
+        stream_threads = stream_threads_since(threads_before)
+        self.assertTrue(stream_threads)
 
         client.close()
 

@@ -1,0 +1,131 @@
+"""Tests of the memory limits: messages behind gaps, per rocket and in total, and rockets."""
+
+import json
+import unittest
+
+from lunar.fleet import CapacityError, ControlCenter, Journal, Limits
+from lunar.messages import decode_message
+from tests.liveserver import start_service
+
+TIME = "2025-04-02T09:21:50.458989221+02:00"
+
+
+def make_message(channel, number):
+    """Build a launch for number 1 and a speed increase for any other number."""
+    if number == 1:
+        message_type, payload = "RocketLaunched", {"type": "Falcon-9", "launchSpeed": 500,
+                                                   "mission": "ARTEMIS"}
+    else:
+        message_type, payload = "RocketSpeedIncreased", {"by": 10}
+    return json.dumps({
+        "metadata": {"channel": channel, "messageNumber": number, "messageTime": TIME,
+                     "messageType": message_type},
+        "message": payload,
+    }).encode("utf-8")
+
+
+class RecordingJournal(Journal):
+    """Remembers which messages were recorded."""
+
+    def __init__(self):
+        self.recorded = []
+
+    def record(self, message, state):
+        self.recorded.append((message.channel, message.number))
+
+
+class LimitsTest(unittest.TestCase):
+    def setUp(self):
+        self.journal = RecordingJournal()
+        self.fleet = ControlCenter(self.journal, Limits(max_pending_per_rocket=3,
+                                                        max_pending_total=5, max_rockets=3))
+
+    def receive(self, channel, number):
+        return self.fleet.receive(decode_message(make_message(channel, number)))
+
+    def test_per_rocket_limit_rejects_further_buffering(self):
+        for number in (3, 4, 5):
+            self.receive("a", number)
+        with self.assertRaises(CapacityError) as raised:
+            self.receive("a", 6)
+        self.assertEqual(raised.exception.limit_name, "max_pending_per_rocket")
+        self.assertEqual(raised.exception.limit, 3)
+        self.assertIn("'a'", str(raised.exception))
+        self.assertNotIn(("a", 6), self.journal.recorded)
+        self.assertEqual(self.fleet.rocket("a")["pendingMessages"], 3)
+
+    def test_next_expected_message_is_accepted_past_the_limit(self):
+        for number in (3, 4, 5):
+            self.receive("a", number)
+        with self.assertRaises(CapacityError):
+            self.receive("a", 7)
+        self.receive("a", 1)
+        self.receive("a", 2)
+        rocket = self.fleet.rocket("a")
+        self.assertEqual(rocket["lastMessageNumber"], 5)
+        self.assertEqual(rocket["pendingMessages"], 0)
+        self.assertEqual(self.fleet.counts()[1], 0)
+        self.fleet.check_invariants()
+
+    def test_total_limit_counts_every_rocket(self):
+        for channel, number in (("a", 3), ("a", 4), ("a", 5), ("b", 3), ("b", 4)):
+            self.receive(channel, number)
+        with self.assertRaises(CapacityError) as raised:
+            self.receive("c", 3)
+        self.assertEqual(raised.exception.limit_name, "max_pending_total")
+        self.assertEqual(self.fleet.counts()[1], 5)
+        self.assertIsNone(self.fleet.rocket("c"))
+
+    def test_rocket_limit_rejects_new_channels_only(self):
+        for channel in ("a", "b", "c"):
+            self.receive(channel, 1)
+        with self.assertRaises(CapacityError) as raised:
+            self.receive("d", 1)
+        self.assertEqual(raised.exception.limit_name, "max_rockets")
+        self.receive("a", 2)
+        self.assertEqual(self.fleet.rocket("a")["lastMessageNumber"], 2)
+        self.assertIsNone(self.fleet.rocket("d"))
+
+    def test_duplicates_are_acknowledged_at_the_limit(self):
+        for number in (3, 4, 5):
+            self.receive("a", number)
+        self.assertEqual(self.receive("a", 4).value, "duplicate")
+
+    def test_warning_is_logged_once_per_rocket(self):
+        for number in (3, 4, 5):
+            self.receive("a", number)
+        with self.assertLogs("lunar.fleet", "WARNING") as logs:
+            for number in (6, 7, 8):
+                with self.assertRaises(CapacityError):
+                    self.receive("a", number)
+        self.assertEqual(len(logs.records), 1)
+        self.assertEqual(logs.records[0].channel, "a")
+
+    def test_counts_follow_status_changes(self):
+        self.receive("a", 1)
+        self.receive("b", 2)
+        statuses, pending = self.fleet.counts()
+        self.assertEqual(statuses, {"pending": 1, "launched": 1, "exploded": 0})
+        self.assertEqual(pending, 1)
+        self.receive("b", 1)
+        statuses, pending = self.fleet.counts()
+        self.assertEqual(statuses, {"pending": 0, "launched": 2, "exploded": 0})
+        self.assertEqual(pending, 0)
+
+
+class CapacityHttpTest(unittest.TestCase):
+    def test_rejection_is_503_naming_the_flag(self):
+        service = start_service(self, limits=Limits(max_pending_per_rocket=1))
+        self.assertEqual(service.request("POST", "/messages", make_message("a", 3))[0], 202)
+        status, headers, body = service.request("POST", "/messages", make_message("a", 4))
+        self.assertEqual(status, 503)
+        error = json.loads(body)["error"]
+        self.assertIn("--max-pending-per-rocket", error)
+        self.assertIn("message 1", error)
+        self.assertEqual(service.rejections.counts()["capacity"], 1)
+        self.assertEqual(service.request("POST", "/messages", make_message("a", 1))[0], 202)
+        self.assertEqual(service.control_center.rocket("a")["lastMessageNumber"], 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
