@@ -334,6 +334,7 @@ class RequestHandler(PooledRequestHandler):
     def read_body(self) -> bytes:
         """Read the request body; see ``Request.read_body``."""
         self._body_pending = False
+        self._check_framing_headers()
         transfer_encoding = self.headers.get("Transfer-Encoding")
         if transfer_encoding is not None:
             if transfer_encoding.strip().lower() != "chunked":
@@ -368,6 +369,36 @@ class RequestHandler(PooledRequestHandler):
             raise HttpError(HTTPStatus.BAD_REQUEST,
                             f"body ended after {len(body)} of {length} bytes", close=True)
         return body
+
+    def _check_framing_headers(self) -> None:
+        """Reject a request whose body length is ambiguous (RFC 9112, section 6.3).
+
+        Two proxies that pick different lengths would split the stream into
+        different requests, which is how request smuggling works.
+        """
+        lengths = self.headers.get_all("Content-Length") or []
+        if len(lengths) > 1 and len({length.strip() for length in lengths}) > 1:
+            raise HttpError(HTTPStatus.BAD_REQUEST,
+                            f"conflicting Content-Length headers: {', '.join(lengths)}", close=True)
+        if lengths and "Transfer-Encoding" in self.headers:
+            raise HttpError(HTTPStatus.BAD_REQUEST,
+                            "request has both Content-Length and Transfer-Encoding; send one",
+                            close=True)
+        if len(self.headers.get_all("Transfer-Encoding") or []) > 1:
+            raise HttpError(HTTPStatus.BAD_REQUEST,
+                            "repeated Transfer-Encoding headers; send one", close=True)
+
+    def handle_expect_100(self) -> bool:
+        """Refuse an oversized body before the client sends it, instead of inviting it."""
+        length = (self.headers.get("Content-Length") or "").strip().lstrip("0") or "0"
+        if length.isascii() and length.isdigit() and (
+                len(length) > len(str(self.server.max_body_bytes))
+                or int(length) > self.server.max_body_bytes):
+            self.send_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                            f"body of {length} bytes exceeds the limit of "
+                            f"{self.server.max_body_bytes} bytes")
+            return False
+        return super().handle_expect_100()
 
     def _read_chunked_body(self) -> bytes:
         limit = self.server.max_body_bytes

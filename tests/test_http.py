@@ -244,6 +244,40 @@ class PostMessageTest(HttpTestCase):
         self.assertAccepted(parse_response(raw))
         self.assertEqual(self.control_center.rocket("r1")["speed"], 700)
 
+    def test_ambiguous_body_length_rejected(self):
+        body = encode(launch_message("r1"))
+        cases = {
+            "conflicting lengths": f"Content-Length: {len(body)}\r\nContent-Length: 2\r\n",
+            "length and chunked": f"Content-Length: {len(body)}\r\nTransfer-Encoding: chunked\r\n",
+        }
+        for description, framing in cases.items():
+            with self.subTest(description):
+                raw = exchange_raw(self.server, (
+                    "POST /messages HTTP/1.1\r\nHost: test\r\n" + framing + "\r\n"
+                ).encode("ascii") + body)
+
+                reply = parse_response(raw)
+                self.assertJsonError(reply, 400)
+                self.assertEqual(reply.headers["Connection"], "close")
+        self.assertIsNone(self.control_center.rocket("r1"))
+
+    def test_same_length_twice_accepted(self):
+        body = encode(launch_message("r1"))
+        raw = exchange_raw(self.server, (
+            "POST /messages HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+            f"Content-Length: {len(body)}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode("ascii") + body)
+
+        self.assertEqual(parse_response(raw).status, 202)
+
+    def test_oversized_body_refused_before_100_continue(self):
+        raw = exchange_raw(self.server, (
+            "POST /messages HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\n"
+            f"Content-Length: {MAX_BODY_BYTES + 1}\r\n\r\n").encode("ascii"))
+
+        self.assertNotIn(b"100 Continue", raw)
+        self.assertJsonError(parse_response(raw), 413)
+
     def test_malformed_chunk_size_rejected(self):
         for size_line in (b"zz", b"0x10", b"+5", b"1_0", b"-1", b""):
             with self.subTest(size_line):
