@@ -24,7 +24,7 @@ import enum
 import heapq
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from lunar.messages import (
     ROCKET_EXPLODED,
@@ -59,6 +59,16 @@ class Outcome(enum.Enum):
     DUPLICATE = "duplicate"
 
 
+class Refusal(NamedTuple):
+    """A message of a batch that a capacity limit refused; nothing of it was recorded."""
+
+    error: str  # names the limit that refused the message
+
+
+# What ``ControlCenter.receive_batch`` did with one message of a batch.
+BatchOutcome = Union[Outcome, Refusal]
+
+
 class RocketState(NamedTuple):
     """The applied state of one rocket, replaced whole on every change."""
 
@@ -87,6 +97,12 @@ class Journal:
         ``state`` is the rocket's state after the message and any drained
         followers were applied; it is None when a known rocket only buffered
         the message, so its state did not change.
+        """
+
+    def record_batch(self, messages: Sequence[Message], states: Sequence[Tuple[str, RocketState]]) -> None:
+        """Record the accepted messages of a batch and the final state of each changed rocket.
+
+        Everything is recorded at once or, on ``JournalError``, nothing is.
         """
 
     def save_state(self, channel: str, state: RocketState) -> None:
@@ -228,6 +244,85 @@ class ControlCenter:
             self._commit_drain(rocket, state, drained)
             self.outcome_counts[Outcome.APPLIED] += 1
             return Outcome.APPLIED
+
+    def receive_batch(self, messages: Sequence[Message]) -> List[BatchOutcome]:
+        """Record a batch of messages in one journal write, then apply or buffer them.
+
+        Messages are taken in order, so a second copy of a number within the
+        batch is a duplicate. An outcome describes the fleet after the whole
+        batch: a message that waited behind a gap that a later message of the
+        same batch filled is applied. Raises ``JournalError`` when the batch
+        could not be recorded, in which case nothing changed and no message
+        of the batch may be acknowledged.
+        """
+        with self._lock:
+            drafts: Dict[str, _RocketDraft] = {}
+            outcomes: List[BatchOutcome] = []
+            accepted: List[Message] = []
+            for message in messages:
+                draft = drafts.get(message.channel)
+                if draft is None:
+                    draft = _RocketDraft(message.channel, self._rockets_by_channel.get(message.channel))
+                    drafts[message.channel] = draft
+                if draft.has_seen(message.number):
+                    outcomes.append(Outcome.DUPLICATE)
+                    continue
+                refusal = self._batch_refusal(drafts, draft, message)
+                if refusal is not None:
+                    outcomes.append(refusal)
+                    continue
+                accepted.append(message)
+                draft.accepted += 1
+                if message.number == draft.state.last_message_number + 1:
+                    outcomes.append(Outcome.APPLIED)
+                    for index in draft.apply(message):
+                        outcomes[index] = Outcome.APPLIED
+                else:
+                    draft.buffered[message.number] = (len(outcomes), message)
+                    outcomes.append(Outcome.BUFFERED)
+
+            changed = [draft for draft in drafts.values() if draft.accepted]
+            if accepted:
+                try:
+                    self._journal.record_batch(accepted, [
+                        (draft.channel, draft.state) for draft in changed
+                        if draft.rocket is None or draft.state is not draft.initial_state
+                    ])
+                except BaseException:
+                    for draft in drafts.values():
+                        if draft.rocket is not None:
+                            self._push_back(draft.rocket, draft.drained)
+                    raise
+            for draft in changed:
+                self._install_draft(draft)
+            for outcome in outcomes:
+                if isinstance(outcome, Outcome):
+                    self.outcome_counts[outcome] += 1
+            return outcomes
+
+    def _batch_refusal(self, drafts: Dict[str, "_RocketDraft"], draft: "_RocketDraft",
+                       message: Message) -> Optional[Refusal]:
+        """Return why a capacity limit refuses ``message`` within a batch, or None.
+
+        Caller holds the lock. ``drafts`` holds every rocket the batch touched
+        so far, so a limit can count the batch's new rockets (drafts without a
+        ``rocket``) and the messages it buffers (``len(draft.buffered)``)
+        besides what the fleet already holds.
+        """
+        # TODO: the fleet has no capacity limits yet. When they land, check
+        # them here with the counts above and return Refusal(str(error)).
+        return None
+
+    def _install_draft(self, draft: "_RocketDraft") -> None:
+        """Make a recorded draft the rocket's state. Caller holds the lock."""
+        rocket = draft.rocket
+        if rocket is None:
+            rocket = Rocket(draft.channel, draft.initial_state)
+            self._rockets_by_channel[draft.channel] = rocket
+        for _, message in draft.buffered.values():
+            rocket.buffer(message)
+        if draft.state is not draft.initial_state:
+            self._commit_drain(rocket, draft.state, draft.drained)
 
     def restore(self, states: Iterable[Tuple[str, RocketState]], pending: Iterable[Message]) -> None:
         """Load rocket states and buffered messages read back from a journal.
@@ -427,3 +522,52 @@ def _json_number(value: Optional[float]) -> Optional[float]:
     if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_EXACT_FLOAT:
         return int(value)
     return value
+
+
+class _RocketDraft:
+    """A rocket as a batch would leave it, worked out before anything is recorded.
+
+    Applying a message replaces ``state`` and may pop messages from the
+    rocket's heap into ``drained``, which go back if recording fails, as in
+    ``ControlCenter.receive``. The rocket's other fields stay untouched until
+    ``ControlCenter._install_draft``.
+    """
+
+    __slots__ = ("channel", "rocket", "initial_state", "state", "buffered", "drained", "accepted")
+
+    def __init__(self, channel: str, rocket: Optional[Rocket]) -> None:
+        self.channel = channel
+        self.rocket = rocket  # None for a rocket that this batch creates
+        self.initial_state = rocket.state if rocket is not None else RocketState()
+        self.state = self.initial_state
+        # Messages of this batch waiting behind a gap, by number, with their
+        # position in the batch.
+        self.buffered: Dict[int, Tuple[int, Message]] = {}
+        self.drained: List[Message] = []
+        self.accepted = 0
+
+    def has_seen(self, number: int) -> bool:
+        """Tell whether a number was applied or buffered before or earlier in the batch."""
+        if number <= self.state.last_message_number or number in self.buffered:
+            return True
+        return self.rocket is not None and number in self.rocket.pending_numbers
+
+    def apply(self, message: Message) -> List[int]:
+        """Apply the next message and drain what follows it; return the drained batch positions."""
+        state = apply_message(self.channel, self.state, message)
+        heap = self.rocket.pending_heap if self.rocket is not None else []
+        drained_positions = []
+        while True:
+            next_number = state.last_message_number + 1
+            entry = self.buffered.pop(next_number, None)
+            if entry is not None:
+                position, following = entry
+                drained_positions.append(position)
+            elif heap and heap[0][0] == next_number:
+                following = heapq.heappop(heap)[1]
+                self.drained.append(following)
+            else:
+                break
+            state = apply_message(self.channel, state, following)
+        self.state = state
+        return drained_positions
