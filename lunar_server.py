@@ -14,6 +14,7 @@ import threading
 from typing import List, Optional
 
 from lunar.api import FleetApi
+from lunar.bulk import DEFAULT_MAX_BATCH_BYTES
 from lunar.cors import parse_origin
 from lunar.fleet import ControlCenter
 from lunar.store import MEMORY, SYNC_LEVELS, SQLiteJournal, StoreError
@@ -52,6 +53,10 @@ def parse_arguments(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="let web pages from ORIGIN (scheme://host[:port], or '*' for "
                              "any) read the API's responses; repeat for more origins "
                              "(default: none)")
+    parser.add_argument("--max-batch-bytes", type=_positive_int, default=DEFAULT_MAX_BATCH_BYTES,
+                        metavar="BYTES",
+                        help="largest NDJSON (application/x-ndjson) body in bytes; other "
+                             "bodies stay limited to 1 MiB (default: %(default)s)")
     return parser.parse_args(argv)
 
 
@@ -76,7 +81,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 len(restored.pending))
 
     try:
-        server = LunarHTTPServer((arguments.host, arguments.port), FleetApi(control_center).routes(),
+        server = LunarHTTPServer((arguments.host, arguments.port), FleetApi(control_center, max_batch_bytes=arguments.max_batch_bytes).routes(),
                                  cors_origins=arguments.cors_origin)
     except OSError as error:
         logger.error("cannot listen on %s port %d: %s", arguments.host, arguments.port, error)
@@ -113,6 +118,16 @@ def _origin(text: str) -> str:
         return parse_origin(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid value {value}: must be at least 1")
+    return value
 
 
 def _port(text: str) -> int:

@@ -9,11 +9,11 @@ import logging
 from http import HTTPStatus
 from typing import Dict, List
 
-from lunar import history, openapi, query
+from lunar import bulk, history, openapi, query
 from lunar.fleet import ControlCenter, JournalError
-from lunar.messages import InvalidMessage, decode_message
+from lunar.messages import InvalidMessage, Message, decode_message
 from lunar.query import QueryParameters
-from lunar.web import HttpError, Request, Response, Route, json_response
+from lunar.web import JSON_CONTENT_TYPE, HttpError, Request, Response, Route, json_response
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +23,12 @@ ACCEPTED = Response(HTTPStatus.ACCEPTED)  # empty, so the client can reuse the c
 class FleetApi:
     """The endpoints of the fleet API, bound to one control center."""
 
-    def __init__(self, control_center: ControlCenter) -> None:
+    def __init__(self, control_center: ControlCenter,
+                 max_batch_bytes: int = bulk.DEFAULT_MAX_BATCH_BYTES,
+                 max_batch_messages: int = bulk.MAX_BATCH_MESSAGES) -> None:
         self.control_center = control_center
+        self.max_batch_bytes = max_batch_bytes  # body limit for NDJSON bodies
+        self.max_batch_messages = max_batch_messages
 
     def routes(self) -> List[Route]:
         """Return the route table."""
@@ -39,8 +43,22 @@ class FleetApi:
         ]
 
     def post_message(self, request: Request) -> Response:
-        """Accept one telemetry message: 202 whether applied, buffered or duplicate."""
-        body = request.read_body()
+        """Accept one telemetry message: 202 whether applied, buffered or duplicate.
+
+        A batch body gets 200 with an outcome per message instead; see ``post_batch``.
+        """
+        content_type = request.headers.get("Content-Type")
+        if bulk.is_ndjson(content_type):
+            body = request.read_body(max(self.max_batch_bytes, request.max_body_bytes))
+        else:
+            body = request.read_body()
+        kind = bulk.batch_kind(body, content_type)
+        if kind is not None:
+            return self.post_batch(request, body, kind)
+        if len(body) > request.max_body_bytes:
+            raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                            f"body of {len(body)} bytes exceeds the limit of "
+                            f"{request.max_body_bytes} bytes for one message")
         try:
             message = decode_message(body)
         except InvalidMessage as error:
@@ -55,6 +73,38 @@ class FleetApi:
                             f"message was not stored, retry later: {error}") from None
         logger.debug("message %d of channel %s: %s", message.number, message.channel, outcome.value)
         return ACCEPTED
+
+    def post_batch(self, request: Request, body: bytes, kind: str) -> Response:
+        """Accept a JSON array or NDJSON batch: 200 with the outcome of each message, in order.
+
+        Invalid messages are answered one by one and the valid ones are
+        accepted. The batch is recorded in one transaction; if that fails,
+        nothing of it is applied and the answer is 503.
+        """
+        try:
+            entries = bulk.decode_batch(body, kind, self.max_batch_messages)
+        except bulk.BatchTooLarge as error:
+            raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, str(error)) from None
+        except InvalidMessage as error:
+            logger.info("rejected batch from %s: %s", request.client_address[0], error)
+            raise HttpError(HTTPStatus.BAD_REQUEST, str(error)) from None
+
+        messages = [entry for entry in entries if isinstance(entry, Message)]
+        try:
+            accepted = self.control_center.receive_batch(messages)
+        except JournalError as error:
+            logger.error("could not record a batch of %d messages: %s", len(messages), error)
+            raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE,
+                            f"batch was not stored, retry later: {error}") from None
+
+        invalid = len(entries) - len(messages)
+        if invalid:
+            first = next(entry for entry in entries if isinstance(entry, InvalidMessage))
+            logger.info("batch from %s: %d of %d messages invalid, the first: %s",
+                        request.client_address[0], invalid, len(entries), first)
+        outcomes = iter(accepted)
+        answer = [entry if isinstance(entry, InvalidMessage) else next(outcomes) for entry in entries]
+        return Response(HTTPStatus.OK, bulk.encode_outcomes(answer), {"Content-Type": JSON_CONTENT_TYPE})
 
     def get_rockets(self, request: Request) -> Response:
         """List rockets, by launch time unless the query sorts, filters or pages them."""

@@ -78,14 +78,17 @@ class Request:
         self.params = params
         self.headers = handler.headers
         self.client_address = handler.client_address
+        self.max_body_bytes: int = handler.server.max_body_bytes
 
-    def read_body(self) -> bytes:
+    def read_body(self, max_bytes: Optional[int] = None) -> bytes:
         """Read the request body, decoding chunked transfer coding.
 
+        ``max_bytes`` replaces the server's ``max_body_bytes`` for this
+        request, for an endpoint that takes larger bodies of some kinds.
         Raises ``HttpError`` with 411 when the length is unknown, 400 when
-        it is malformed and 413 when it exceeds ``MAX_BODY_BYTES``.
+        it is malformed and 413 when it exceeds the limit.
         """
-        return self._handler.read_body()
+        return self._handler.read_body(max_bytes)
 
 
 Endpoint = Callable[[Request], Response]
@@ -262,16 +265,17 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.write_response(Response(status, error_body(text), {"Content-Type": JSON_CONTENT_TYPE}))
 
-    def read_body(self) -> bytes:
+    def read_body(self, max_bytes: Optional[int] = None) -> bytes:
         """Read the request body; see ``Request.read_body``."""
         self._body_pending = False
+        limit = self.server.max_body_bytes if max_bytes is None else max_bytes
         transfer_encoding = self.headers.get("Transfer-Encoding")
         if transfer_encoding is not None:
             if transfer_encoding.strip().lower() != "chunked":
                 raise HttpError(HTTPStatus.NOT_IMPLEMENTED,
                                 f"Transfer-Encoding {transfer_encoding!r} is not supported; "
                                 "use chunked or Content-Length", close=True)
-            return self._read_chunked_body()
+            return self._read_chunked_body(limit)
 
         length_text = self.headers.get("Content-Length")
         if length_text is None:
@@ -285,23 +289,22 @@ class RequestHandler(BaseHTTPRequestHandler):
         significant_digits = length_text.strip().lstrip("0") or "0"
         # int() rejects more than 4300 digits (CPython 3.11, 3.10.7 and 3.9.14 on),
         # so a length with more digits than the limit is rejected unparsed.
-        if len(significant_digits) > len(str(self.server.max_body_bytes)):
+        if len(significant_digits) > len(str(limit)):
             raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                             f"Content-Length of {len(significant_digits)} digits exceeds "
-                            f"the limit of {self.server.max_body_bytes} bytes", close=True)
+                            f"the limit of {limit} bytes", close=True)
         length = int(significant_digits)
-        if length > self.server.max_body_bytes:
+        if length > limit:
             raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                             f"body of {length} bytes exceeds the limit of "
-                            f"{self.server.max_body_bytes} bytes", close=True)
+                            f"{limit} bytes", close=True)
         body = self.rfile.read(length)
         if len(body) != length:
             raise HttpError(HTTPStatus.BAD_REQUEST,
                             f"body ended after {len(body)} of {length} bytes", close=True)
         return body
 
-    def _read_chunked_body(self) -> bytes:
-        limit = self.server.max_body_bytes
+    def _read_chunked_body(self, limit: int) -> bytes:
         chunks = []
         size = 0
         while True:
