@@ -77,9 +77,9 @@ class FleetApi:
     def post_batch(self, request: Request, body: bytes, kind: str) -> Response:
         """Accept a JSON array or NDJSON batch: 200 with the outcome of each message, in order.
 
-        Invalid messages are answered one by one and the valid ones are
-        accepted. The batch is recorded in one transaction; if that fails,
-        nothing of it is applied and the answer is 503.
+        Each invalid message gets its own error and the valid ones are
+        accepted. The batch is recorded in one transaction. If that fails,
+        nothing of it is applied and the response is 503.
         """
         try:
             entries = bulk.decode_batch(body, kind, self.max_batch_messages)

@@ -1,9 +1,9 @@
-"""Bulk ingestion: telling a batch body from a single message, decoding it, encoding the answer.
+"""Bulk ingestion: detecting, decoding and responding to batch bodies of POST /messages.
 
 ``POST /messages`` takes a batch as a JSON array of messages, or as NDJSON
 (``application/x-ndjson``, one message per line). This module splits such a
 body into validated messages and per-message errors, and encodes the
-per-message outcomes as the JSON array that answers the batch. It does not
+per-message outcomes as the JSON array of the batch's response. It does not
 apply messages (``lunar.fleet`` does) and does not read requests
 (``lunar.api`` does).
 """
@@ -43,7 +43,7 @@ BatchEntry = Union[Message, InvalidMessage]
 
 
 class BatchTooLarge(ValueError):
-    """Raised when a batch holds more messages than the limit allows."""
+    """Raised when a batch contains more messages than the limit allows."""
 
 
 def batch_kind(body: bytes, content_type: Optional[str]) -> Optional[str]:
@@ -83,7 +83,7 @@ def decode_batch(body: bytes, kind: str, max_messages: int = MAX_BATCH_MESSAGES)
 
 
 def encode_outcomes(outcomes: List[Union[BatchOutcome, InvalidMessage]]) -> bytes:
-    """Encode per-message outcomes as the JSON array that answers a batch, in input order."""
+    """Encode per-message outcomes, in input order, as the JSON array of a batch's response."""
     parts = []
     for outcome in outcomes:
         encoded = _OUTCOME_JSON.get(outcome) if isinstance(outcome, Outcome) else None
@@ -110,7 +110,7 @@ def _decode_array(text: str, max_messages: int) -> List[BatchEntry]:
         while True:
             document, end = decode_json_value(text, position)
             if len(entries) == max_messages:
-                raise BatchTooLarge(f"batch holds more than {max_messages} messages; "
+                raise BatchTooLarge(f"batch contains more than {max_messages} messages; "
                                     "split it into smaller batches")
             entries.append(_entry(document, text[position:end]))
             position = skip(text, end).end()
@@ -147,7 +147,7 @@ def _decode_ndjson(body: bytes, max_messages: int) -> List[BatchEntry]:
         if not line:
             continue
         if len(entries) == max_messages:
-            raise BatchTooLarge(f"batch holds more than {max_messages} messages; "
+            raise BatchTooLarge(f"batch contains more than {max_messages} messages; "
                                 "split it into smaller batches")
         try:
             entries.append(decode_message(line))

@@ -65,7 +65,7 @@ class Refusal(NamedTuple):
     error: str  # names the limit that refused the message
 
 
-# What ``ControlCenter.receive_batch`` did with one message of a batch.
+# The result of ``ControlCenter.receive_batch`` for one message of a batch.
 BatchOutcome = Union[Outcome, Refusal]
 
 
@@ -304,10 +304,10 @@ class ControlCenter:
                        message: Message) -> Optional[Refusal]:
         """Return why a capacity limit refuses ``message`` within a batch, or None.
 
-        Caller holds the lock. ``drafts`` holds every rocket the batch touched
-        so far, so a limit can count the batch's new rockets (drafts without a
-        ``rocket``) and the messages it buffers (``len(draft.buffered)``)
-        besides what the fleet already holds.
+        Caller holds the lock. ``drafts`` contains every rocket the batch
+        touched so far, so a limit can count the batch's new rockets (drafts
+        without a ``rocket``) and the messages it buffers
+        (``len(draft.buffered)``) on top of what the fleet already contains.
         """
         # TODO: the fleet has no capacity limits yet. When they land, check
         # them here with the counts above and return Refusal(str(error)).
