@@ -469,22 +469,22 @@ def apply_message(channel: str, state: RocketState, message: Message) -> RocketS
     assert message.number == state.last_message_number + 1, (
         f"{channel}: message {message.number} applied after {state.last_message_number}"
     )
-    advanced = state._replace(
-        last_message_number=message.number, last_message_time=message.time
-    )
     payload = message.payload
+    # One _replace per message: copying the namedtuple costs more than the change.
+    sequence = {"last_message_number": message.number, "last_message_time": message.time}
 
     if state.status == EXPLODED:
         logger.debug("channel %s exploded; message %d is a no-op", channel, message.number)
-        return advanced
+        return state._replace(**sequence)
     if message.type == ROCKET_LAUNCHED:
         if state.status == LAUNCHED:
             logger.warning(
                 "channel %s: second RocketLaunched (message %d) ignored",
                 channel, message.number,
             )
-            return advanced
-        return advanced._replace(
+            return state._replace(**sequence)
+        return state._replace(
+            **sequence,
             type=payload["type"],
             speed=payload["launchSpeed"],
             mission=payload["mission"],
@@ -492,28 +492,28 @@ def apply_message(channel: str, state: RocketState, message: Message) -> RocketS
             launch_time=message.time,
             launch_instant=message.instant,
         )
-    if message.type not in _CHANGES:
+    change = _CHANGES.get(message.type)
+    if change is None:
         logger.warning(
             "channel %s: unknown message type %r (message %d) advances the sequence only",
             channel, message.type, message.number,
         )
-        return advanced
+        return state._replace(**sequence)
     if state.status == PENDING:
         logger.warning(
             "channel %s: %s (message %d) arrived before the launch and changes nothing",
             channel, message.type, message.number,
         )
-        return advanced
-    return _CHANGES[message.type](advanced, payload)
+        return state._replace(**sequence)
+    return state._replace(**sequence, **change(state, payload))
 
 
-_CHANGES: Dict[str, Callable[[RocketState, Dict[str, Any]], RocketState]] = {
-    ROCKET_SPEED_INCREASED: lambda state, payload: state._replace(speed=state.speed + payload["by"]),
-    ROCKET_SPEED_DECREASED: lambda state, payload: state._replace(speed=state.speed - payload["by"]),
-    ROCKET_EXPLODED: lambda state, payload: state._replace(
-        status=EXPLODED, explosion_reason=payload["reason"]
-    ),
-    ROCKET_MISSION_CHANGED: lambda state, payload: state._replace(mission=payload["newMission"]),
+# The fields each message type changes on a launched rocket, as _replace arguments.
+_CHANGES: Dict[str, Callable[[RocketState, Dict[str, Any]], Dict[str, Any]]] = {
+    ROCKET_SPEED_INCREASED: lambda state, payload: {"speed": state.speed + payload["by"]},
+    ROCKET_SPEED_DECREASED: lambda state, payload: {"speed": state.speed - payload["by"]},
+    ROCKET_EXPLODED: lambda state, payload: {"status": EXPLODED, "explosion_reason": payload["reason"]},
+    ROCKET_MISSION_CHANGED: lambda state, payload: {"mission": payload["newMission"]},
 }
 
 
