@@ -71,7 +71,8 @@ class FleetApi:
                          message.number, message.channel, error)
             raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE,
                             f"message was not stored, retry later: {error}") from None
-        logger.debug("message %d of channel %s: %s", message.number, message.channel, outcome.value)
+        if logger.isEnabledFor(logging.DEBUG):  # outcome.value costs a lookup per message
+            logger.debug("message %d of channel %s: %s", message.number, message.channel, outcome.value)
         return ACCEPTED
 
     def post_batch(self, request: Request, body: bytes, kind: str) -> Response:

@@ -11,6 +11,7 @@ import json
 import logging
 import socket
 import socketserver
+import time
 import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -126,6 +127,22 @@ def find_route(routes: Sequence[Route], raw_path: str) -> Tuple[Optional[Route],
     Segments are percent-decoded after splitting on ``/``, so ``%2F`` inside
     a segment stays part of that segment.
     """
+    if "?" not in raw_path and "#" not in raw_path and "%" not in raw_path:
+        # Most requests, POST /messages among them: nothing to split or decode.
+        path = raw_path
+        query: Dict[str, List[str]] = {}
+        segments = path.strip("/").split("/")
+    else:
+        path, query, segments = _split_target(raw_path)
+    for route in routes:
+        params = route.match(segments)
+        if params is not None:
+            return route, params, path, query
+    return None, {}, path, query
+
+
+def _split_target(raw_path: str) -> Tuple[str, Dict[str, List[str]], List[str]]:
+    """Split a request target into its path, its query and the percent-decoded path segments."""
     path, _, query_text = raw_path.partition("?")
     path = path.partition("#")[0]
     query = urllib.parse.parse_qs(query_text, keep_blank_values=True)
@@ -136,11 +153,7 @@ def find_route(routes: Sequence[Route], raw_path: str) -> Tuple[Optional[Route],
         ]
     except UnicodeDecodeError:
         raise HttpError(HTTPStatus.BAD_REQUEST, f"path {path!r} is not valid percent-encoded UTF-8") from None
-    for route in routes:
-        params = route.match(segments)
-        if params is not None:
-            return route, params, path, query
-    return None, {}, path, query
+    return path, query, segments
 
 
 class RequestHandler(BaseHTTPRequestHandler):
@@ -343,6 +356,25 @@ class RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s " + format, self.address_string(), *args)
 
+    # -- per-request work that http.server would repeat for nothing -------------
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        # http.server formats a line per request; lunar logs it only at DEBUG.
+        if logger.isEnabledFor(logging.DEBUG):
+            super().log_request(code, size)
+
+    def date_time_string(self, timestamp: Optional[float] = None) -> str:
+        """Return the Date header value, formatted once per second rather than per response."""
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        global _date_header
+        second = int(time.time())
+        cached = _date_header
+        if cached[0] != second:
+            cached = (second, super().date_time_string(second))
+            _date_header = cached
+        return cached[1]
+
     def log_error(self, format: str, *args: Any) -> None:
         logger.info("%s " + format, self.address_string(), *args)
 
@@ -386,6 +418,10 @@ class LunarHTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         logger.exception("unhandled error serving %s", client_address)
+
+
+# The last Date header value and its Unix second, shared by all handler threads.
+_date_header: Tuple[int, str] = (-1, "")
 
 
 def _address_family(host: str) -> socket.AddressFamily:
