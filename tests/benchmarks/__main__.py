@@ -1,12 +1,13 @@
 """Benchmark runner: ``make bench`` or ``python3 -m tests.benchmarks [--quick]``.
 
-Measures in one run, with every server a child process on 127.0.0.1:
+Every server runs as a child process on 127.0.0.1. One run measures
 ingestion through the launcher against lunar (file database and
-``:memory:``) and against a minimal standard-library baseline server,
-bulk ingestion, keep-alive POST latency, ``GET /rockets`` latency, drain
-and restore times, and memory per rocket and per buffered message. Servers
-that are compared run alternately within one run, and ratios are medians of
-per-pair ratios, because other work on a shared machine shifts every number.
+``:memory:``) and against a minimal standard-library baseline server. It
+also measures bulk ingestion, keep-alive POST latency, ``GET /rockets``
+latency, drain and restore times, and memory per rocket and per buffered
+message. Compared servers run alternately within one run, and ratios are
+medians of per-pair ratios, because other work on a shared machine shifts
+every number.
 It prints the tables and writes them into docs/BENCHMARKS.md between the
 generated-section markers, leaving the rest of that file alone. It does not
 use ``wrk``: the launcher is the client on both sides of each comparison.
@@ -110,6 +111,7 @@ def machine_section(machine: Dict[str, str], settings: Settings, quick: bool) ->
 def launcher_section(settings: Settings, directory: str) -> List[str]:
     kinds = ("file", "memory", "baseline")
     rates: Dict[str, List[float]] = {kind: [] for kind in kinds}
+    cpu_per_message: Dict[str, List[float]] = {kind: [] for kind in kinds}
     command: List[str] = []
     for round_index in range(settings.pairs):
         # Rotate the order, so no server always runs first or right after another.
@@ -117,8 +119,11 @@ def launcher_section(settings: Settings, directory: str) -> List[str]:
         for kind in order:
             progress(f"default launch, round {round_index + 1}/{settings.pairs}: {kind}")
             with _server(kind, directory) as server:
+                cpu_before = measure.cpu_seconds(server.process.pid)
                 run = measure.run_launcher(server.url, settings.launcher_messages)
+                cpu_used = measure.cpu_seconds(server.process.pid) - cpu_before
             rates[kind].append(run.rate)
+            cpu_per_message[kind].append(cpu_used * 1e6 / max(run.acknowledged, 1))
             command = run.command
 
     rounds = list(zip(rates["file"], rates["memory"], rates["baseline"]))
@@ -141,7 +146,14 @@ def launcher_section(settings: Settings, directory: str) -> List[str]:
     lines.append(f"| median | {statistics.median(rates['file']):,.0f} | "
                  f"{statistics.median(rates['memory']):,.0f} | {statistics.median(rates['baseline']):,.0f} | "
                  f"**{file_vs_baseline:.0%}** | **{memory_vs_baseline:.0%}** | **{file_vs_memory:.0%}** |")
+    lines.append(f"| server CPU, us per message (median) | "
+                 f"{statistics.median(cpu_per_message['file']):.0f} | "
+                 f"{statistics.median(cpu_per_message['memory']):.0f} | "
+                 f"{statistics.median(cpu_per_message['baseline']):.0f} | | | |")
     lines += [
+        "",
+        "Server CPU is user plus system time of the server process from `/proc/<pid>/stat`, "
+        "divided by the messages; it depends less on other work on the machine than the rate does.",
         "",
         f"Targets: file / baseline at least {TARGET_FILE_VS_BASELINE:.0%} "
         f"({_verdict(file_vs_baseline >= TARGET_FILE_VS_BASELINE)}), file / :memory: at least "

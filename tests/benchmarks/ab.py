@@ -1,11 +1,11 @@
 """A/B benchmark: the default launcher run against two copies of lunar, alternately.
 
 Starts ``lunar_server.py`` of tree A and of tree B as child processes on
-127.0.0.1, one at a time and in alternating order, runs the launcher of
-this repository against each, and prints every pair and the median of the
-per-pair ratios B / A, with the CPU time each server used per message
-(from /proc). Make tree A with ``git archive <commit> | tar -x -C DIR``.
-It changes nothing in either tree.
+127.0.0.1, one at a time and in alternating order, and runs the launcher of
+this repository against each. It prints every pair and the median of the
+per-pair ratios B / A, with the CPU time each server used per message (from
+/proc). Make tree A with ``git archive <commit> | tar -x -C DIR``. It
+changes nothing in either tree.
 
 Run: ``python3 -m tests.benchmarks.ab --before /tmp/lunar-before --pairs 5``
 """
@@ -22,25 +22,16 @@ from tests.benchmarks import measure
 from tests.serverprocess import ROOT
 
 
-def server_cpu_seconds(pid: int) -> Tuple[float, float]:
-    """Return the user and system CPU seconds a process has used, from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / ticks, int(fields[12]) / ticks
-
-
 def run_once(root: str, database: str, messages: int) -> Tuple[float, float]:
     """Run the launcher against lunar of ``root``; return messages/s and server CPU us per message."""
     server = measure.start_lunar(database, root=root)
     try:
-        user_before, system_before = server_cpu_seconds(server.process.pid)
+        cpu_before = measure.cpu_seconds(server.process.pid)
         run = measure.run_launcher(server.url, messages)
-        user_after, system_after = server_cpu_seconds(server.process.pid)
+        cpu_used = measure.cpu_seconds(server.process.pid) - cpu_before
     finally:
         server.stop()
-    cpu = (user_after - user_before + system_after - system_before) * 1e6 / messages
-    return run.rate, cpu
+    return run.rate, cpu_used * 1e6 / messages
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -2,8 +2,8 @@
 
 It serves ``POST /messages`` with the HTTP settings lunar uses
 (``ThreadingHTTPServer``, HTTP/1.1 keep-alive, TCP_NODELAY, a listen backlog
-of 1024): it reads the body, parses it as JSON and answers 202 with an empty
-body, or 400 if the body is not JSON. It validates, orders and stores
+of 1024). It reads the body, parses it as JSON and responds 202 with an
+empty body, or 400 if the body is not JSON. It validates, orders and stores
 nothing, so it shows what the HTTP layer alone costs on this machine.
 
 Run: ``python3 -m tests.benchmarks.baseline_server --port 0``; the ready
@@ -28,7 +28,7 @@ IDLE_TIMEOUT_SECONDS = 5.0  # as lunar's default
 
 
 class BaselineHandler(BaseHTTPRequestHandler):
-    """Parse each POSTed body as JSON and answer 202 with an empty body."""
+    """Parse each POSTed body as JSON and respond 202 with an empty body."""
 
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True

@@ -1,10 +1,10 @@
 """Micro-benchmark of the single-message path, piece by piece, in one process.
 
-Times the steps a ``POST /messages`` of one message takes in lunar, each
-on its own and without threads or sockets: decoding and validating the
-body, the timestamp, applying it with no journal, with SQLite in memory
-and with a SQLite file, the routing, the Date header and the request log
-call. It imports only ``lunar``, so it can time another copy of lunar: run
+Times each step of a ``POST /messages`` of one message on its own, without
+threads or sockets. The steps are decoding and validating the body, the
+timestamp, applying it (with no journal, SQLite in memory and a SQLite
+file), the routing, the Date header and the request log call. It imports
+only ``lunar``, so it can time another copy of lunar: run
 it from that copy's directory, for example
 ``cd /tmp/lunar-before && python3 /path/to/tests/benchmarks/hotspots.py``.
 It does not measure the HTTP server as a whole: the runner does that.

@@ -1,6 +1,6 @@
 """Measurement pieces of the benchmark runner: servers, clients, timers and statistics.
 
-Servers run as child processes on 127.0.0.1 (``tests.serverprocess``); the
+Servers run as child processes on 127.0.0.1 (``tests.serverprocess``). The
 clients are the ``lunar.rockets`` launcher, run as a command, and small
 keep-alive loops built on its socket transport. Nothing here prints or
 writes reports: ``tests.benchmarks.__main__`` does.
@@ -97,6 +97,13 @@ def start_lunar(database: str, root: str = ROOT) -> ServerProcess:
 def start_baseline() -> ServerProcess:
     """Start the standard-library baseline server."""
     return ServerProcess(command=BASELINE_COMMAND).start()
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the user plus system CPU seconds a process has used, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid: int) -> int:
