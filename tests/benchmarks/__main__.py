@@ -167,17 +167,21 @@ def bulk_section(settings: Settings, directory: str) -> List[str]:
     capture = os.path.join(directory, "capture.ndjson")
     generate_command = measure.write_capture_file(capture, settings.bulk_messages)
     runs: Dict[str, List[float]] = {"launch, file": [], "launch, :memory:": [], "replay, file": []}
+    cpu_per_message: Dict[str, List[float]] = {name: [] for name in runs}
     commands: Dict[str, List[str]] = {}
     for round_index in range(settings.pairs):
         for name in runs:
             progress(f"bulk, round {round_index + 1}/{settings.pairs}: {name}")
             kind = "memory" if ":memory:" in name else "file"
             with _server(kind, directory) as server:
+                cpu_before = measure.cpu_seconds(server.process.pid)
                 if name.startswith("launch"):
                     run = measure.run_launcher(server.url, settings.bulk_messages, batch=settings.bulk_batch)
                 else:
                     run = measure.run_replay(server.url, capture, settings.bulk_batch)
+                cpu_used = measure.cpu_seconds(server.process.pid) - cpu_before
             runs[name].append(run.rate)
+            cpu_per_message[name].append(cpu_used * 1e6 / max(run.acknowledged, 1))
             commands[name] = run.command
     median_file = statistics.median(runs["launch, file"])
     fast_enough = sys.version_info >= (3, 11)
@@ -185,12 +189,12 @@ def bulk_section(settings: Settings, directory: str) -> List[str]:
         f"## Bulk ingestion ({settings.bulk_messages:,} messages in batches of {settings.bulk_batch:,})",
         "",
         "| Client and database | " + " | ".join(f"round {i}" for i in range(1, settings.pairs + 1))
-        + " | median |",
-        "| --- |" + " ---: |" * (settings.pairs + 1),
+        + " | median | server CPU, us per message (median) |",
+        "| --- |" + " ---: |" * (settings.pairs + 2),
     ]
     for name, rates in runs.items():
         lines.append(f"| {name} | " + " | ".join(f"{rate:,.0f}" for rate in rates)
-                     + f" | {statistics.median(rates):,.0f} |")
+                     + f" | {statistics.median(rates):,.0f} | {statistics.median(cpu_per_message[name]):.1f} |")
     lines += [
         "",
         "Messages per second. Commands: "
@@ -372,6 +376,9 @@ class _server:
 
 def _show_command(command: List[str]) -> str:
     shown = ["python3" if part == sys.executable else part for part in command]
+    # The run's temporary directory is gone when the report is read.
+    shown = [os.path.join("DIR", os.path.basename(part)) if part.startswith(tempfile.gettempdir())
+             else part for part in shown]
     return " ".join(part if "127.0.0.1" not in part else _generic_url(part) for part in shown)
 
 
