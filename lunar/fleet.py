@@ -16,8 +16,10 @@ Invariants, checked by ``Rocket.check_invariants`` in the tests:
 3. Once ``status`` is ``exploded`` it never changes again.
 
 A message is recorded in the journal before any state changes, so a failed
-write leaves the fleet exactly as it was. This module knows nothing about
-HTTP or SQLite.
+write leaves the fleet exactly as it was. A batch (``receive_batch``) works
+out every touched rocket's final state in a ``_RocketDraft`` first, then
+records all its messages and states in one journal write, then installs
+them. This module knows nothing about HTTP or SQLite.
 """
 
 import enum
