@@ -329,7 +329,7 @@ class BatchEndpointTest(unittest.TestCase):
         self.assertEqual(reply.body, b"")
         self.assertIsNotNone(self.control_center.rocket("r1"))
 
-    def test_multi_line_body_without_ndjson_type_is_one_message(self):
+    def test_multi_line_json_is_one_message(self):
         reply = self.post(json.dumps(launch_message("r1"), indent=2).encode("utf-8"))
 
         self.assertEqual(reply.status, 202)
