@@ -16,7 +16,7 @@ from tests.benchmarks import __main__ as runner
 from tests.benchmarks import measure
 
 TINY = runner.Settings(
-    launcher_messages=200, pairs=1, bulk_messages=300, bulk_batch=100,
+    launcher_messages=200, pairs=1, bulk_messages=300, bulk_batch=100, bulk_rounds=1,
     latency_requests=40, latency_connections=(1, 4),
     get_rocket_counts=(3, 10), get_requests=(3, 3),
     drain_depth=50, restore_messages=(100,),
@@ -79,6 +79,12 @@ class SectionTest(unittest.TestCase):
         lines = runner.launcher_section(TINY, self.directory)
 
         self.assertTrue(any(line.startswith("| median |") for line in lines), lines)
+
+    def test_bulk_section_measures_three_clients(self):
+        lines = runner.bulk_section(TINY, self.directory)
+
+        rows = [line for line in lines if line.startswith(("| launch", "| replay"))]
+        self.assertEqual(len(rows), 3, lines)
 
     def test_in_process_sections(self):
         for section in (runner.drain_section, runner.restore_section):
