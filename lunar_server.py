@@ -56,7 +56,8 @@ def main(argv: Optional[List[str]] = None, environ: Optional[Mapping[str, str]] 
                 config.db, config.sync, len(restored.states), restored.message_count,
                 len(restored.pending))
 
-    fleet_api = FleetApi(control_center, AllowList(config.ingest_allow), rejected)
+    fleet_api = FleetApi(control_center, AllowList(config.ingest_allow), rejected,
+                         max_batch_bytes=config.max_batch_bytes)
     ops_api = OpsApi(lifecycle, journal.check_writable, metrics)
     broker = EventBroker(control_center, max_subscribers=config.max_subscribers)
     routes = fleet_api.routes() + ops_api.routes() + EventsApi(broker).routes() + dashboard_routes()

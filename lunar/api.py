@@ -9,13 +9,13 @@ import logging
 from http import HTTPStatus
 from typing import Dict, List, Optional
 
-from lunar import history, openapi, query, rejections
+from lunar import bulk, history, openapi, query, rejections
 from lunar.access import AllowList
-from lunar.fleet import CapacityError, ControlCenter, JournalError
-from lunar.messages import InvalidJson, InvalidMessage, decode_message
+from lunar.fleet import CapacityError, ControlCenter, JournalError, Refusal
+from lunar.messages import InvalidJson, InvalidMessage, Message, decode_message
 from lunar.query import QueryParameters
 from lunar.rejections import Rejections
-from lunar.web import HttpError, Request, Response, Route, json_response
+from lunar.web import JSON_CONTENT_TYPE, HttpError, Request, Response, Route, json_response
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +26,14 @@ class FleetApi:
     """The endpoints of the fleet API, bound to one control center."""
 
     def __init__(self, control_center: ControlCenter, ingest_allow: Optional[AllowList] = None,
-                 rejections: Optional[Rejections] = None) -> None:
+                 rejections: Optional[Rejections] = None,
+                 max_batch_bytes: int = bulk.DEFAULT_MAX_BATCH_BYTES,
+                 max_batch_messages: int = bulk.MAX_BATCH_MESSAGES) -> None:
         self.control_center = control_center
         self.ingest_allow = ingest_allow or AllowList()
         self.rejections = rejections or Rejections()
+        self.max_batch_bytes = max_batch_bytes  # body limit for NDJSON bodies
+        self.max_batch_messages = max_batch_messages
 
     def routes(self) -> List[Route]:
         """Return the route table."""
@@ -44,20 +48,35 @@ class FleetApi:
         ]
 
     def post_message(self, request: Request) -> Response:
-        """Accept one telemetry message: 202 whether applied, buffered or duplicate."""
+        """Accept one telemetry message: 202 whether applied, buffered or duplicate.
+
+        A batch body gets 200 with an outcome per message instead; see ``post_batch``.
+        """
         client = request.client_address[0]
         if not self.ingest_allow.allows(client):
             self.rejections.record(rejections.FORBIDDEN, "address not in --ingest-allow", client)
             raise HttpError(HTTPStatus.FORBIDDEN,
                             f"client address {client} may not post messages; ask the "
                             "operator to add its network to --ingest-allow")
+        content_type = request.headers.get("Content-Type")
         try:
-            body = request.read_body()
+            if bulk.is_ndjson(content_type):
+                body = request.read_body(max(self.max_batch_bytes, request.max_body_bytes))
+            else:
+                body = request.read_body()
         except HttpError as error:
             reason = (rejections.TOO_LARGE if error.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
                       else rejections.INVALID_BODY)
             self.rejections.record(reason, error.message, client)
             raise
+        kind = bulk.batch_kind(body, content_type)
+        if kind is not None:
+            return self.post_batch(request, body, kind)
+        if len(body) > request.max_body_bytes:
+            text = (f"body of {len(body)} bytes exceeds the limit of "
+                    f"{request.max_body_bytes} bytes for one message")
+            self.rejections.record(rejections.TOO_LARGE, text, client)
+            raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, text)
         try:
             message = decode_message(body)
         except InvalidMessage as error:
@@ -78,8 +97,51 @@ class FleetApi:
                 client, message.channel, message.number)
             raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE,
                             f"message was not stored, retry later: {error}") from None
-        logger.debug("message %d of channel %s: %s", message.number, message.channel, outcome.value)
+        if logger.isEnabledFor(logging.DEBUG):  # outcome.value costs a lookup per message
+            logger.debug("message %d of channel %s: %s", message.number, message.channel, outcome.value)
         return ACCEPTED
+
+    def post_batch(self, request: Request, body: bytes, kind: str) -> Response:
+        """Accept a JSON array or NDJSON batch: 200 with the outcome of each message, in order.
+
+        Each invalid message gets its own error and the valid ones are
+        accepted. The batch is recorded in one transaction. If that fails,
+        nothing of it is applied and the response is 503. Every invalid or
+        refused message counts as a rejection, as a single message would.
+        """
+        client = request.client_address[0]
+        try:
+            entries = bulk.decode_batch(body, kind, self.max_batch_messages)
+        except bulk.BatchTooLarge as error:
+            self.rejections.record(rejections.TOO_LARGE, str(error), client)
+            raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, str(error)) from None
+        except InvalidMessage as error:
+            reason = rejections.INVALID_JSON if isinstance(error, InvalidJson) else rejections.INVALID_FIELD
+            self.rejections.record(reason, f"batch: {error}", client)
+            raise HttpError(HTTPStatus.BAD_REQUEST, str(error)) from None
+
+        messages = [entry for entry in entries if isinstance(entry, Message)]
+        try:
+            accepted = self.control_center.receive_batch(messages)
+        except JournalError as error:
+            for message in messages:
+                self.rejections.record(rejections.STORAGE_FAILED,
+                                       f"could not record a batch of {len(messages)} messages: {error}",
+                                       client, message.channel, message.number)
+            raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE,
+                            f"batch was not stored, retry later: {error}") from None
+
+        for entry in entries:
+            if isinstance(entry, InvalidMessage):
+                reason = rejections.INVALID_JSON if isinstance(entry, InvalidJson) else rejections.INVALID_FIELD
+                self.rejections.record(reason, f"in a batch: {entry}", client)
+        for message, outcome in zip(messages, accepted):
+            if isinstance(outcome, Refusal):
+                self.rejections.record(rejections.CAPACITY, f"in a batch: {outcome.error}",
+                                       client, message.channel, message.number)
+        outcomes = iter(accepted)
+        answer = [entry if isinstance(entry, InvalidMessage) else next(outcomes) for entry in entries]
+        return Response(HTTPStatus.OK, bulk.encode_outcomes(answer), {"Content-Type": JSON_CONTENT_TYPE})
 
     def get_rockets(self, request: Request) -> Response:
         """List rockets, by launch time unless the query sorts, filters or pages them."""

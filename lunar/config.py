@@ -14,6 +14,7 @@ import math
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Union
 
 from lunar import web
+from lunar.bulk import DEFAULT_MAX_BATCH_BYTES
 from lunar.cors import parse_origin
 from lunar.events import MAX_SUBSCRIBERS
 from lunar.fleet import Limits
@@ -181,6 +182,9 @@ OPTIONS: List[Option] = [
            metavar="STREAMS"),
     Option("--max-body-bytes", DEFAULT_MAX_BODY_BYTES, positive_integer,
            "largest request body in bytes; larger bodies get 413", metavar="BYTES"),
+    Option("--max-batch-bytes", DEFAULT_MAX_BATCH_BYTES, positive_integer,
+           "largest NDJSON (application/x-ndjson) batch body in bytes; other bodies keep "
+           "the --max-body-bytes limit", metavar="BYTES"),
     Option("--max-request-line-bytes", DEFAULT_MAX_REQUEST_LINE_BYTES, positive_integer,
            "longest request line (method, URL and version) in bytes; longer lines get 414",
            metavar="BYTES"),

@@ -16,15 +16,17 @@ Invariants, checked by ``Rocket.check_invariants`` in the tests:
 3. Once ``status`` is ``exploded`` it never changes again.
 
 A message is recorded in the journal before any state changes, so a failed
-write leaves the fleet exactly as it was. This module knows nothing about
-HTTP or SQLite.
+write leaves the fleet exactly as it was. A batch (``receive_batch``) works
+out every touched rocket's final state in a ``_RocketDraft`` first, then
+records all its messages and states in one journal write, then installs
+them. This module knows nothing about HTTP or SQLite.
 """
 
 import enum
 import heapq
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple, Union
 
 from lunar.messages import (
     ROCKET_EXPLODED,
@@ -84,6 +86,16 @@ class Outcome(enum.Enum):
     DUPLICATE = "duplicate"
 
 
+class Refusal(NamedTuple):
+    """A message of a batch that a capacity limit refused; nothing of it was recorded."""
+
+    error: str  # names the limit that refused the message
+
+
+# The result of ``ControlCenter.receive_batch`` for one message of a batch.
+BatchOutcome = Union[Outcome, Refusal]
+
+
 class RocketState(NamedTuple):
     """The applied state of one rocket, replaced whole on every change."""
 
@@ -112,6 +124,12 @@ class Journal:
         ``state`` is the rocket's state after the message and any drained
         followers were applied; it is None when a known rocket only buffered
         the message, so its state did not change.
+        """
+
+    def record_batch(self, messages: Sequence[Message], states: Sequence[Tuple[str, RocketState]]) -> None:
+        """Record the accepted messages of a batch and the final state of each changed rocket.
+
+        Everything is recorded at once or, on ``JournalError``, nothing is.
         """
 
     def save_state(self, channel: str, state: RocketState) -> None:
@@ -264,6 +282,97 @@ class ControlCenter:
             self.outcome_counts[Outcome.APPLIED] += 1
             return Outcome.APPLIED
 
+    def receive_batch(self, messages: Sequence[Message]) -> List[BatchOutcome]:
+        """Record a batch of messages in one journal write, then apply or buffer them.
+
+        Messages are taken in order, so a second copy of a number within the
+        batch is a duplicate. An outcome describes the fleet after the whole
+        batch: a message that waited behind a gap that a later message of the
+        same batch filled is applied. Raises ``JournalError`` when the batch
+        could not be recorded, in which case nothing changed and no message
+        of the batch may be acknowledged.
+        """
+        with self._lock:
+            drafts: Dict[str, _RocketDraft] = {}
+            outcomes: List[BatchOutcome] = []
+            accepted: List[Message] = []
+            for message in messages:
+                draft = drafts.get(message.channel)
+                if draft is None:
+                    draft = _RocketDraft(message.channel, self._rockets_by_channel.get(message.channel))
+                    drafts[message.channel] = draft
+                if draft.has_seen(message.number):
+                    outcomes.append(Outcome.DUPLICATE)
+                    continue
+                refusal = self._batch_refusal(drafts, draft, message)
+                if refusal is not None:
+                    outcomes.append(refusal)
+                    continue
+                accepted.append(message)
+                draft.accepted += 1
+                if message.number == draft.state.last_message_number + 1:
+                    outcomes.append(Outcome.APPLIED)
+                    for index in draft.apply(message):
+                        outcomes[index] = Outcome.APPLIED
+                else:
+                    draft.buffered[message.number] = (len(outcomes), message)
+                    outcomes.append(Outcome.BUFFERED)
+
+            changed = [draft for draft in drafts.values() if draft.accepted]
+            if accepted:
+                try:
+                    self._journal.record_batch(accepted, [
+                        (draft.channel, draft.state) for draft in changed
+                        if draft.rocket is None or draft.state is not draft.initial_state
+                    ])
+                except BaseException:
+                    for draft in drafts.values():
+                        if draft.rocket is not None:
+                            self._push_back(draft.rocket, draft.drained)
+                    raise
+            for draft in changed:
+                self._install_draft(draft)
+            for outcome in outcomes:
+                if isinstance(outcome, Outcome):
+                    self.outcome_counts[outcome] += 1
+            return outcomes
+
+    def _batch_refusal(self, drafts: Dict[str, "_RocketDraft"], draft: "_RocketDraft",
+                       message: Message) -> Optional[Refusal]:
+        """Return why a capacity limit refuses ``message`` within a batch, or None.
+
+        Caller holds the lock. The counts add what the batch so far would
+        change: its new rockets, the messages it buffers and those it drains.
+        """
+        if draft.rocket is None and not draft.accepted:
+            new_rockets = sum(1 for other in drafts.values() if other.rocket is None and other.accepted)
+            error = self._rocket_limit_error(message, len(self._rockets_by_channel) + new_rockets)
+            if error is not None:
+                return Refusal(str(error))
+        if message.number != draft.state.last_message_number + 1:
+            held = len(draft.rocket.pending_numbers) if draft.rocket is not None else 0
+            total = self._pending_total + sum(
+                len(other.buffered) - len(other.drained) for other in drafts.values())
+            error = self._pending_limit_error(
+                draft.channel, draft.state, message,
+                held - len(draft.drained) + len(draft.buffered), total)
+            if error is not None:
+                return Refusal(str(error))
+        return None
+
+    def _install_draft(self, draft: "_RocketDraft") -> None:
+        """Make a recorded draft the rocket's state. Caller holds the lock."""
+        rocket = draft.rocket
+        if rocket is None:
+            rocket = Rocket(draft.channel, draft.initial_state)
+            self._rockets_by_channel[draft.channel] = rocket
+            self._status_counts[rocket.state.status] += 1
+        for _, message in draft.buffered.values():
+            rocket.buffer(message)
+        self._pending_total += len(draft.buffered)
+        if draft.state is not draft.initial_state:
+            self._commit_drain(rocket, draft.state, draft.drained)
+
     def restore(self, states: Iterable[Tuple[str, RocketState]], pending: Iterable[Message]) -> None:
         """Load rocket states and buffered messages read back from a journal.
 
@@ -338,9 +447,25 @@ class ControlCenter:
 
     def _check_rocket_room(self, message: Message) -> None:
         """Raise ``CapacityError`` if the fleet holds as many rockets as allowed."""
+        error = self._rocket_limit_error(message, len(self._rockets_by_channel))
+        if error is not None:
+            raise error
+
+    def _check_pending_room(self, rocket: Rocket, message: Message) -> None:
+        """Raise ``CapacityError`` if buffering ``message`` would exceed a pending limit."""
+        error = self._pending_limit_error(rocket.channel, rocket.state, message,
+                                          len(rocket.pending_numbers), self._pending_total)
+        if error is not None:
+            raise error
+
+    def _rocket_limit_error(self, message: Message, rockets: int) -> Optional[CapacityError]:
+        """Return the error for a new channel when ``rockets`` already fill the fleet.
+
+        Caller holds the lock. Logs a warning the first time only.
+        """
         limit = self._limits.max_rockets
-        if len(self._rockets_by_channel) < limit:
-            return
+        if rockets < limit:
+            return None
         if "" not in self._capacity_warned:
             self._capacity_warned.add("")
             logger.warning(
@@ -348,34 +473,38 @@ class ControlCenter:
                 "rejected until the limit is raised", limit,
                 extra={"channel": message.channel, "messageNumber": message.number},
             )
-        raise CapacityError(
+        return CapacityError(
             f"the fleet already holds {limit} rockets, the maximum, so channel "
             f"{message.channel!r} cannot be added", "max_rockets", limit,
         )
 
-    def _check_pending_room(self, rocket: Rocket, message: Message) -> None:
-        """Raise ``CapacityError`` if buffering ``message`` would exceed a pending limit."""
+    def _pending_limit_error(self, channel: str, state: RocketState, message: Message,
+                             rocket_pending: int, total_pending: int) -> Optional[CapacityError]:
+        """Return the error for buffering ``message`` past a pending limit, or None.
+
+        Caller holds the lock. Logs a warning once per rocket.
+        """
         limits = self._limits
-        if len(rocket.pending_numbers) >= limits.max_pending_per_rocket:
+        if rocket_pending >= limits.max_pending_per_rocket:
             limit_name, limit = "max_pending_per_rocket", limits.max_pending_per_rocket
-            text = (f"channel {rocket.channel!r} already holds {limit} messages waiting "
+            text = (f"channel {channel!r} already holds {limit} messages waiting "
                     "behind a gap, the maximum per rocket")
-        elif self._pending_total >= limits.max_pending_total:
+        elif total_pending >= limits.max_pending_total:
             limit_name, limit = "max_pending_total", limits.max_pending_total
             text = (f"the fleet already holds {limit} messages waiting behind gaps, "
                     "the maximum in total")
         else:
-            return
-        next_number = rocket.state.last_message_number + 1
-        if rocket.channel not in self._capacity_warned:
-            self._capacity_warned.add(rocket.channel)
+            return None
+        next_number = state.last_message_number + 1
+        if channel not in self._capacity_warned:
+            self._capacity_warned.add(channel)
             logger.warning(
                 "%s; its messages other than number %d are rejected until the gap fills",
                 text, next_number,
-                extra={"channel": rocket.channel, "messageNumber": message.number},
+                extra={"channel": channel, "messageNumber": message.number},
             )
-        raise CapacityError(f"{text}; message {next_number} fills the gap and is "
-                            "still accepted", limit_name, limit)
+        return CapacityError(f"{text}; message {next_number} fills the gap and is "
+                             "still accepted", limit_name, limit)
 
     # -- queries ---------------------------------------------------------------
 
@@ -465,22 +594,22 @@ def apply_message(channel: str, state: RocketState, message: Message) -> RocketS
     assert message.number == state.last_message_number + 1, (
         f"{channel}: message {message.number} applied after {state.last_message_number}"
     )
-    advanced = state._replace(
-        last_message_number=message.number, last_message_time=message.time
-    )
     payload = message.payload
+    # One _replace per message: copying the namedtuple costs more than the change.
+    sequence = {"last_message_number": message.number, "last_message_time": message.time}
 
     if state.status == EXPLODED:
         logger.debug("channel %s exploded; message %d is a no-op", channel, message.number)
-        return advanced
+        return state._replace(**sequence)
     if message.type == ROCKET_LAUNCHED:
         if state.status == LAUNCHED:
             logger.warning(
                 "channel %s: second RocketLaunched (message %d) ignored",
                 channel, message.number,
             )
-            return advanced
-        return advanced._replace(
+            return state._replace(**sequence)
+        return state._replace(
+            **sequence,
             type=payload["type"],
             speed=payload["launchSpeed"],
             mission=payload["mission"],
@@ -488,28 +617,28 @@ def apply_message(channel: str, state: RocketState, message: Message) -> RocketS
             launch_time=message.time,
             launch_instant=message.instant,
         )
-    if message.type not in _CHANGES:
+    change = _CHANGES.get(message.type)
+    if change is None:
         logger.warning(
             "channel %s: unknown message type %r (message %d) advances the sequence only",
             channel, message.type, message.number,
         )
-        return advanced
+        return state._replace(**sequence)
     if state.status == PENDING:
         logger.warning(
             "channel %s: %s (message %d) arrived before the launch and changes nothing",
             channel, message.type, message.number,
         )
-        return advanced
-    return _CHANGES[message.type](advanced, payload)
+        return state._replace(**sequence)
+    return state._replace(**sequence, **change(state, payload))
 
 
-_CHANGES: Dict[str, Callable[[RocketState, Dict[str, Any]], RocketState]] = {
-    ROCKET_SPEED_INCREASED: lambda state, payload: state._replace(speed=state.speed + payload["by"]),
-    ROCKET_SPEED_DECREASED: lambda state, payload: state._replace(speed=state.speed - payload["by"]),
-    ROCKET_EXPLODED: lambda state, payload: state._replace(
-        status=EXPLODED, explosion_reason=payload["reason"]
-    ),
-    ROCKET_MISSION_CHANGED: lambda state, payload: state._replace(mission=payload["newMission"]),
+# The fields each message type changes on a launched rocket, as _replace arguments.
+_CHANGES: Dict[str, Callable[[RocketState, Dict[str, Any]], Dict[str, Any]]] = {
+    ROCKET_SPEED_INCREASED: lambda state, payload: {"speed": state.speed + payload["by"]},
+    ROCKET_SPEED_DECREASED: lambda state, payload: {"speed": state.speed - payload["by"]},
+    ROCKET_EXPLODED: lambda state, payload: {"status": EXPLODED, "explosion_reason": payload["reason"]},
+    ROCKET_MISSION_CHANGED: lambda state, payload: {"mission": payload["newMission"]},
 }
 
 
@@ -518,3 +647,52 @@ def _json_number(value: Optional[float]) -> Optional[float]:
     if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_EXACT_FLOAT:
         return int(value)
     return value
+
+
+class _RocketDraft:
+    """A rocket as a batch would leave it, worked out before anything is recorded.
+
+    Applying a message replaces ``state`` and may pop messages from the
+    rocket's heap into ``drained``, which go back if recording fails, as in
+    ``ControlCenter.receive``. The rocket's other fields stay untouched until
+    ``ControlCenter._install_draft``.
+    """
+
+    __slots__ = ("channel", "rocket", "initial_state", "state", "buffered", "drained", "accepted")
+
+    def __init__(self, channel: str, rocket: Optional[Rocket]) -> None:
+        self.channel = channel
+        self.rocket = rocket  # None for a rocket that this batch creates
+        self.initial_state = rocket.state if rocket is not None else RocketState()
+        self.state = self.initial_state
+        # Messages of this batch waiting behind a gap, by number, with their
+        # position in the batch.
+        self.buffered: Dict[int, Tuple[int, Message]] = {}
+        self.drained: List[Message] = []
+        self.accepted = 0
+
+    def has_seen(self, number: int) -> bool:
+        """Tell whether a number was applied or buffered before or earlier in the batch."""
+        if number <= self.state.last_message_number or number in self.buffered:
+            return True
+        return self.rocket is not None and number in self.rocket.pending_numbers
+
+    def apply(self, message: Message) -> List[int]:
+        """Apply the next message and drain what follows it; return the drained batch positions."""
+        state = apply_message(self.channel, self.state, message)
+        heap = self.rocket.pending_heap if self.rocket is not None else []
+        drained_positions = []
+        while True:
+            next_number = state.last_message_number + 1
+            entry = self.buffered.pop(next_number, None)
+            if entry is not None:
+                position, following = entry
+                drained_positions.append(position)
+            elif heap and heap[0][0] == next_number:
+                following = heapq.heappop(heap)[1]
+                self.drained.append(following)
+            else:
+                break
+            state = apply_message(self.channel, state, following)
+        self.state = state
+        return drained_positions

@@ -9,7 +9,7 @@ rocket state: ``lunar.fleet`` does that.
 
 import json
 import math
-from typing import Any, Dict, NamedTuple, Optional
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 from lunar.timestamps import TimestampError, parse_instant
 
@@ -74,10 +74,12 @@ def decode_json(text: str) -> Any:
     numbers too large for a float (``1e400``) and documents nested too deeply
     for the parser.
     """
+    if text.startswith("\ufeff"):
+        # json.loads rejects a byte order mark with this message; the decoder alone would not.
+        raise InvalidMessage("body is not valid JSON: Unexpected UTF-8 BOM "
+                             "(decode using utf-8-sig): line 1 column 1 (char 0)")
     try:
-        return json.loads(
-            text, parse_constant=_reject_constant, parse_float=_parse_finite_float
-        )
+        return _DECODER.decode(text)
     except json.JSONDecodeError as error:
         raise InvalidJson(f"body is not valid JSON: {error}") from None
     except RecursionError:
@@ -86,6 +88,24 @@ def decode_json(text: str) -> Any:
         raise
     except ValueError as error:  # for example an integer with too many digits
         raise InvalidJson(f"body is not valid JSON: {error}") from None
+
+
+def decode_json_value(text: str, start: int) -> Tuple[Any, int]:
+    """Decode the one JSON value that starts at ``start`` and return it with its end index.
+
+    Raises ``InvalidMessage`` like ``decode_json``. The caller skips any
+    whitespace before ``start``.
+    """
+    try:
+        return _DECODER.raw_decode(text, start)
+    except json.JSONDecodeError as error:
+        raise InvalidMessage(f"body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise InvalidMessage("body is not valid JSON: nested too deeply") from None
+    except InvalidMessage:
+        raise
+    except ValueError as error:
+        raise InvalidMessage(f"body is not valid JSON: {error}") from None
 
 
 def decode_message(raw: bytes) -> "Message":
@@ -201,3 +221,7 @@ def _parse_finite_float(text: str) -> float:
             f"body is not valid JSON: {text} is too large for a finite number"
         )
     return value
+
+
+# Built once: json.loads with hooks would build a new decoder for every body.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_parse_finite_float)

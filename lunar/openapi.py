@@ -121,6 +121,25 @@ _SCHEMAS: Dict[str, Any] = {
         },
         "required": ["metadata", "message"],
     },
+    "TelemetryBatch": {
+        "type": "array",
+        "description": "A batch: up to 10,000 messages, answered one by one in order.",
+        "items": _ref("schemas", "TelemetryMessage"),
+    },
+    "BatchOutcome": {
+        "type": "object",
+        "description": "What happened to one message of a batch. Applied, buffered and "
+                       "duplicate messages are stored; invalid and refused ones are not, and "
+                       "their error names the field or the limit.",
+        "properties": {
+            "outcome": {"type": "string",
+                        "enum": ["applied", "buffered", "duplicate", "invalid", "refused"]},
+            "error": {"type": "string"},
+        },
+        "required": ["outcome"],
+        "additionalProperties": False,
+    },
+    "BatchOutcomeList": {"type": "array", "items": _ref("schemas", "BatchOutcome")},
     "StoredMessage": {
         "type": "object",
         "properties": {
@@ -191,8 +210,10 @@ _RESPONSES: Dict[str, Any] = {
     "NotFound": _error("No such rocket or mission, or no resource at the path."),
     "MethodNotAllowed": _error("The path does not support the method.", Allow=_ref("headers", "Allow")),
     "LengthRequired": _error("The request has neither Content-Length nor chunked coding."),
-    "PayloadTooLarge": _error("The body is larger than 1 MiB."),
-    "ServiceUnavailable": _error("The database could not store the message; retry later."),
+    "PayloadTooLarge": _error("The body is larger than 1 MiB (16 MiB for NDJSON batches), "
+                              "or a batch holds more than 10,000 messages."),
+    "ServiceUnavailable": _error("The database could not store the message or batch; "
+                                 "retry later."),
     "OtherError": _error("Any other error, such as 405 for an unsupported method, 414 for a "
                          "request line longer than 64 KiB, 501 for an unsupported transfer "
                          "coding or 500 for an unexpected failure."),
@@ -291,13 +312,25 @@ def _ok(description: str, schema_name: str) -> Dict[str, Any]:
 _PATHS: Dict[str, Any] = {
     "/messages": {
         "post": {
-            "summary": "Accept one telemetry message.",
+            "summary": "Accept one telemetry message, or a batch of them.",
             "description": "An applied message, or one buffered behind a gap, is stored "
                            "before the 202 is sent. A duplicate also gets a 202 and is "
-                           "ignored. The query string is ignored.",
-            "requestBody": {"required": True,
-                            "content": _json_content(_ref("schemas", "TelemetryMessage"))},
+                           "ignored. The query string is ignored. A body whose first "
+                           "non-blank character is [ is a batch, and so is an "
+                           "application/x-ndjson body of more than one line (one message "
+                           "per line, up to 16 MiB). A batch is stored in one transaction "
+                           "and answered with 200 and one outcome per message.",
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": {"oneOf": [
+                    _ref("schemas", "TelemetryMessage"), _ref("schemas", "TelemetryBatch")]}},
+                "application/x-ndjson": {"schema": {
+                    "type": "string",
+                    "description": "One TelemetryMessage per line, up to 10,000 lines."}},
+            }},
             "responses": {
+                "200": {"description": "A batch was stored: the outcome of each message, in "
+                                       "input order.",
+                        "content": _json_content(_ref("schemas", "BatchOutcomeList"))},
                 "202": {"description": "Stored. The body is empty, so the client can reuse "
                                        "the connection."},
                 "400": _ref("responses", "BadRequest"),

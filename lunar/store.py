@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 import time
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from lunar.fleet import Journal, JournalError, RocketState
 from lunar.messages import Message, decode_message
@@ -62,6 +62,13 @@ _SCHEMA = (
         last_message_number INTEGER NOT NULL,
         last_message_time TEXT
     ) WITHOUT ROWID""",
+)
+
+_INSERT_MESSAGE = "INSERT INTO messages (channel, number, received_at, body) VALUES (?, ?, ?, ?)"
+_SAVE_STATE = (
+    "INSERT OR REPLACE INTO rockets (channel, type, speed, mission, status,"
+    " explosion_reason, launch_time, last_message_number, last_message_time)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 # Upgrades from an older schema version to the next one, keyed by the older
@@ -205,8 +212,7 @@ class SQLiteJournal(Journal):
                 connection.execute("BEGIN")
                 try:
                     connection.execute(
-                        "INSERT INTO messages (channel, number, received_at, body)"
-                        " VALUES (?, ?, ?, ?)",
+                        _INSERT_MESSAGE,
                         (message.channel, message.number, time.time(), message.source),
                     )
                     if state is not None:
@@ -217,6 +223,29 @@ class SQLiteJournal(Journal):
                     raise
             except sqlite3.Error as error:
                 raise JournalError(_describe(error)) from None
+
+    def record_batch(self, messages: Sequence[Message], states: Sequence[Tuple[str, RocketState]]) -> None:
+        """Insert a batch's messages and save the given rocket states in one transaction."""
+        received_at = time.time()
+        with self._lock:
+            connection = self._connection
+            try:
+                connection.execute("BEGIN")
+                try:
+                    connection.executemany(
+                        _INSERT_MESSAGE,
+                        [(message.channel, message.number, received_at, message.source)
+                         for message in messages],
+                    )
+                    connection.executemany(
+                        _SAVE_STATE, [_state_row(channel, state) for channel, state in states]
+                    )
+                    connection.execute("COMMIT")
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as error:
+                raise JournalError(_explain(self.path, error)) from None
 
     def save_state(self, channel: str, state: RocketState) -> None:
         """Save a rocket's state on its own."""
@@ -229,14 +258,7 @@ class SQLiteJournal(Journal):
 
     def _save_state(self, channel: str, state: RocketState) -> None:
         """Write one rocket row. Caller holds the lock and an open transaction."""
-        self._connection.execute(
-            "INSERT OR REPLACE INTO rockets (channel, type, speed, mission, status,"
-            " explosion_reason, launch_time, last_message_number, last_message_time)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (channel, state.type, state.speed, state.mission, state.status,
-             state.explosion_reason, state.launch_time, state.last_message_number,
-             state.last_message_time),
-        )
+        self._connection.execute(_SAVE_STATE, _state_row(channel, state))
 
     # -- reading and maintenance ----------------------------------------------------
 
@@ -363,6 +385,13 @@ class _transaction:
 def _has_tables(connection: sqlite3.Connection) -> bool:
     row = connection.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()
     return row[0] > 0
+
+
+def _state_row(channel: str, state: RocketState) -> Tuple[object, ...]:
+    """Return the parameters of ``_SAVE_STATE`` for one rocket."""
+    return (channel, state.type, state.speed, state.mission, state.status,
+            state.explosion_reason, state.launch_time, state.last_message_number,
+            state.last_message_time)
 
 
 def _state_from_row(fields: List[object]) -> RocketState:

@@ -10,6 +10,7 @@ sender's original text.
 
 import datetime
 import re
+from typing import Dict
 
 NANOSECONDS_PER_SECOND = 1_000_000_000
 FRACTION_DIGITS = 9  # digits past nanoseconds are dropped, see parse_instant
@@ -20,6 +21,9 @@ _RFC3339 = re.compile(
     re.ASCII,
 )
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+SECONDS_CACHE_ENTRIES = 4096  # distinct whole-second texts kept before the cache is emptied
+_SECONDS_BY_TEXT: Dict[str, int] = {}
 
 
 class TimestampError(ValueError):
@@ -41,8 +45,24 @@ def parse_instant(text: str) -> int:
             f"{text!r} is not an RFC 3339 date-time such as "
             "'2025-04-02T09:21:50.458989221+02:00'"
         )
+    fraction = match[7]
+    # Senders put many messages in the same second, so the whole seconds are
+    # cached by the text without its fraction. Only valid texts are cached.
+    key = text if fraction is None else text[:match.start(7) - 1] + text[match.end(7):]
+    seconds = _SECONDS_BY_TEXT.get(key)
+    if seconds is None:
+        seconds = _epoch_seconds(text, match)
+        if len(_SECONDS_BY_TEXT) >= SECONDS_CACHE_ENTRIES:
+            _SECONDS_BY_TEXT.clear()
+        _SECONDS_BY_TEXT[key] = seconds
+    nanoseconds = int((fraction or "0")[:FRACTION_DIGITS].ljust(FRACTION_DIGITS, "0"))
+    return seconds * NANOSECONDS_PER_SECOND + nanoseconds
+
+
+def _epoch_seconds(text: str, match: "re.Match[str]") -> int:
+    """Return the whole seconds since the epoch of a matched date-time, checking its fields."""
     year, month, day, hour, minute, second = (int(match[i]) for i in range(1, 7))
-    fraction, utc, sign = match[7], match[8], match[9]
+    utc, sign = match[8], match[9]
 
     if second > 60:
         raise TimestampError(f"{text!r} has an invalid second {second}")
@@ -65,6 +85,4 @@ def parse_instant(text: str) -> int:
             offset_seconds = -offset_seconds
 
     delta = moment - _EPOCH
-    seconds = delta.days * 86_400 + delta.seconds + leap_second - offset_seconds
-    nanoseconds = int((fraction or "0")[:FRACTION_DIGITS].ljust(FRACTION_DIGITS, "0"))
-    return seconds * NANOSECONDS_PER_SECOND + nanoseconds
+    return delta.days * 86_400 + delta.seconds + leap_second - offset_seconds

@@ -11,6 +11,7 @@ import json
 import logging
 import socket
 import socketserver
+import time
 import urllib.parse
 from http import HTTPStatus
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
@@ -94,14 +95,17 @@ class Request:
         self.params = params
         self.headers = handler.headers
         self.client_address = handler.client_address
+        self.max_body_bytes: int = handler.server.max_body_bytes
 
-    def read_body(self) -> bytes:
+    def read_body(self, max_bytes: Optional[int] = None) -> bytes:
         """Read the request body, decoding chunked transfer coding.
 
+        ``max_bytes`` replaces the server's ``max_body_bytes`` for this
+        request, for an endpoint that takes larger bodies of some kinds.
         Raises ``HttpError`` with 411 when the length is unknown, 400 when
-        it is malformed and 413 when it exceeds ``MAX_BODY_BYTES``.
+        it is malformed and 413 when it exceeds the limit.
         """
-        return self._handler.read_body()
+        return self._handler.read_body(max_bytes)
 
     def detach_from_pool(self) -> None:
         """Serve the rest of this request on a thread of its own, for a long-lived response.
@@ -151,6 +155,22 @@ def find_route(routes: Sequence[Route], raw_path: str) -> Tuple[Optional[Route],
     Segments are percent-decoded after splitting on ``/``, so ``%2F`` inside
     a segment stays part of that segment.
     """
+    if "?" not in raw_path and "#" not in raw_path and "%" not in raw_path:
+        # Most requests, POST /messages among them: nothing to split or decode.
+        path = raw_path
+        query: Dict[str, List[str]] = {}
+        segments = path.strip("/").split("/")
+    else:
+        path, query, segments = _split_target(raw_path)
+    for route in routes:
+        params = route.match(segments)
+        if params is not None:
+            return route, params, path, query
+    return None, {}, path, query
+
+
+def _split_target(raw_path: str) -> Tuple[str, Dict[str, List[str]], List[str]]:
+    """Split a request target into its path, its query and the percent-decoded path segments."""
     path, _, query_text = raw_path.partition("?")
     path = path.partition("#")[0]
     query = urllib.parse.parse_qs(query_text, keep_blank_values=True)
@@ -161,11 +181,7 @@ def find_route(routes: Sequence[Route], raw_path: str) -> Tuple[Optional[Route],
         ]
     except UnicodeDecodeError:
         raise HttpError(HTTPStatus.BAD_REQUEST, f"path {path!r} is not valid percent-encoded UTF-8") from None
-    for route in routes:
-        params = route.match(segments)
-        if params is not None:
-            return route, params, path, query
-    return None, {}, path, query
+    return path, query, segments
 
 
 class RequestHandler(PooledRequestHandler):
@@ -331,17 +347,18 @@ class RequestHandler(PooledRequestHandler):
         self.close_connection = True
         self.write_response(Response(status, error_body(text), {"Content-Type": JSON_CONTENT_TYPE}))
 
-    def read_body(self) -> bytes:
+    def read_body(self, max_bytes: Optional[int] = None) -> bytes:
         """Read the request body; see ``Request.read_body``."""
         self._body_pending = False
         self._check_framing_headers()
+        limit = self.server.max_body_bytes if max_bytes is None else max_bytes
         transfer_encoding = self.headers.get("Transfer-Encoding")
         if transfer_encoding is not None:
             if transfer_encoding.strip().lower() != "chunked":
                 raise HttpError(HTTPStatus.NOT_IMPLEMENTED,
                                 f"Transfer-Encoding {transfer_encoding!r} is not supported; "
                                 "use chunked or Content-Length", close=True)
-            return self._read_chunked_body()
+            return self._read_chunked_body(limit)
 
         length_text = self.headers.get("Content-Length")
         if length_text is None:
@@ -355,15 +372,15 @@ class RequestHandler(PooledRequestHandler):
         significant_digits = length_text.strip().lstrip("0") or "0"
         # int() rejects more than 4300 digits (CPython 3.11, 3.10.7 and 3.9.14 on),
         # so a length with more digits than the limit is rejected unparsed.
-        if len(significant_digits) > len(str(self.server.max_body_bytes)):
+        if len(significant_digits) > len(str(limit)):
             raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                             f"Content-Length of {len(significant_digits)} digits exceeds "
-                            f"the limit of {self.server.max_body_bytes} bytes", close=True)
+                            f"the limit of {limit} bytes", close=True)
         length = int(significant_digits)
-        if length > self.server.max_body_bytes:
+        if length > limit:
             raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                             f"body of {length} bytes exceeds the limit of "
-                            f"{self.server.max_body_bytes} bytes", close=True)
+                            f"{limit} bytes", close=True)
         body = self.rfile.read(length)
         if len(body) != length:
             raise HttpError(HTTPStatus.BAD_REQUEST,
@@ -389,9 +406,14 @@ class RequestHandler(PooledRequestHandler):
                             "repeated Transfer-Encoding headers; send one", close=True)
 
     def handle_expect_100(self) -> bool:
-        """Refuse an oversized body before the client sends it, instead of inviting it."""
+        """Refuse an oversized body before the client sends it, instead of inviting it.
+
+        NDJSON batches may exceed ``max_body_bytes``, and only the endpoint
+        knows their limit, so they are always invited.
+        """
         length = (self.headers.get("Content-Length") or "").strip().lstrip("0") or "0"
-        if length.isascii() and length.isdigit() and (
+        content_type = (self.headers.get("Content-Type") or "").lower()
+        if not content_type.startswith("application/x-ndjson") and length.isascii() and length.isdigit() and (
                 len(length) > len(str(self.server.max_body_bytes))
                 or int(length) > self.server.max_body_bytes):
             self.send_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -400,8 +422,7 @@ class RequestHandler(PooledRequestHandler):
             return False
         return super().handle_expect_100()
 
-    def _read_chunked_body(self) -> bytes:
-        limit = self.server.max_body_bytes
+    def _read_chunked_body(self, limit: int) -> bytes:
         chunks = []
         size = 0
         while True:
@@ -439,6 +460,25 @@ class RequestHandler(PooledRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s " + format, self.address_string(), *args)
+
+    # -- per-request work that http.server would repeat for nothing -------------
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        # http.server formats a line per request; lunar logs it only at DEBUG.
+        if logger.isEnabledFor(logging.DEBUG):
+            super().log_request(code, size)
+
+    def date_time_string(self, timestamp: Optional[float] = None) -> str:
+        """Return the Date header value, formatted once per second rather than per response."""
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        global _date_header
+        second = int(time.time())
+        cached = _date_header
+        if cached[0] != second:
+            cached = (second, super().date_time_string(second))
+            _date_header = cached
+        return cached[1]
 
     def log_error(self, format: str, *args: Any) -> None:
         logger.info("%s " + format, self.address_string(), *args)
@@ -486,6 +526,10 @@ class LunarHTTPServer(PooledHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         logger.exception("unhandled error serving %s", client_address)
+
+
+# The last Date header value and its Unix second, shared by all handler threads.
+_date_header: Tuple[int, str] = (-1, "")
 
 
 def _address_family(host: str) -> socket.AddressFamily:

@@ -18,16 +18,22 @@ SERVER_SCRIPT = os.path.join(ROOT, "lunar_server.py")
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 10.0
 
-_READY = re.compile(r"lunar ready on (http://[^\s\"]+)")
+_READY = re.compile(r"ready on (http://[^\s\"]+)")
 
 
 class ServerProcess:
     """A lunar server in a child process, listening on 127.0.0.1.
 
     The server must log at INFO or below, because its ready line is INFO.
+
+    ``command`` replaces ``lunar_server.py`` with another program that takes
+    ``--host`` and ``--port`` and logs "ready on URL", and ``root`` is the
+    working directory, for running another copy of lunar.
     """
 
-    def __init__(self, *arguments: str) -> None:
+    def __init__(self, *arguments: str, command: Optional[List[str]] = None, root: str = ROOT) -> None:
+        self.command = command if command is not None else [SERVER_SCRIPT]
+        self.root = root
         self.arguments = ["--host", "127.0.0.1", "--port", "0", *arguments]
         self.process: Optional[subprocess.Popen] = None
         self.url = ""
@@ -38,8 +44,8 @@ class ServerProcess:
         """Start the server and wait until it logs its address."""
         self._ready.clear()
         self.process = subprocess.Popen(
-            [sys.executable, SERVER_SCRIPT, *self.arguments],
-            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            [sys.executable, *self.command, *self.arguments],
+            cwd=self.root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True,
         )
         threading.Thread(target=self._read_log, args=(self.process,), daemon=True).start()

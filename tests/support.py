@@ -188,7 +188,7 @@ def _body_cases() -> List[InvalidCase]:
         InvalidCase("object nested 100,000 deep in a field",
                     valid[:-1] + b', "extra": ' + b'{"a":' * deep + b"1" + b"}" * deep + b"}",
                     "body"),
-        InvalidCase("body is an array", b"[]", "body"),
+        InvalidCase("body is a boolean", b"true", "body"),
         InvalidCase("body is a string", b'"hello"', "body"),
         InvalidCase("body is a number", b"42", "body"),
         InvalidCase("body is null", b"null", "body"),

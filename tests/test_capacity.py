@@ -3,7 +3,7 @@
 import json
 import unittest
 
-from lunar.fleet import CapacityError, ControlCenter, Journal, Limits
+from lunar.fleet import CapacityError, ControlCenter, Journal, Limits, Refusal
 from lunar.messages import decode_message
 from tests.liveserver import start_service
 
@@ -111,6 +111,43 @@ class LimitsTest(unittest.TestCase):
         statuses, pending = self.fleet.counts()
         self.assertEqual(statuses, {"pending": 0, "launched": 2, "exploded": 0})
         self.assertEqual(pending, 0)
+
+
+class BatchLimitsTest(unittest.TestCase):
+    def setUp(self):
+        self.fleet = ControlCenter(Journal(), Limits(max_pending_per_rocket=3,
+                                                     max_pending_total=5, max_rockets=3))
+
+    def receive_batch(self, *numbered):
+        return self.fleet.receive_batch(
+            [decode_message(make_message(channel, number)) for channel, number in numbered])
+
+    def test_batch_refuses_past_per_rocket_limit(self):
+        outcomes = self.receive_batch(("a", 3), ("a", 4), ("a", 5), ("a", 6), ("a", 1))
+
+        self.assertEqual([getattr(outcome, "value", "refused") for outcome in outcomes],
+                         ["buffered", "buffered", "buffered", "refused", "applied"])
+        self.assertIn("maximum per rocket", outcomes[3].error)
+        self.assertEqual(self.fleet.rocket("a")["pendingMessages"], 3)
+
+    def test_batch_counts_its_own_new_rockets(self):
+        outcomes = self.receive_batch(("a", 1), ("b", 1), ("c", 1), ("d", 1))
+
+        self.assertIsInstance(outcomes[3], Refusal)
+        self.assertIn("3 rockets", outcomes[3].error)
+        self.assertIsNone(self.fleet.rocket("d"))
+
+    def test_batch_keeps_counts_exact(self):
+        self.receive_batch(("a", 1), ("b", 2), ("b", 3), ("c", 4))
+        statuses, pending = self.fleet.counts()
+        self.assertEqual(statuses, {"pending": 2, "launched": 1, "exploded": 0})
+        self.assertEqual(pending, 3)
+
+        self.receive_batch(("b", 1), ("c", 1))
+        statuses, pending = self.fleet.counts()
+        self.assertEqual(statuses, {"pending": 0, "launched": 3, "exploded": 0})
+        self.assertEqual(pending, 1)
+        self.fleet.check_invariants()
 
 
 class CapacityHttpTest(unittest.TestCase):

@@ -579,7 +579,7 @@ class ConnectionTest(HttpTestCase):
         replies.append(self.post(make_message("r1", 2, "RocketSpeedIncreased", by=1)))
         replies.append(self.get("/rockets/nobody"))
         replies.append(request(self.connection, "HEAD", "/missions"))
-        replies.append(self.post(b"[]"))
+        replies.append(self.post(b"42"))
         replies.append(self.get("/missions/artemis"))
 
         self.assertEqual([reply.status for reply in replies], [202, 200, 202, 404, 200, 400, 200])

@@ -166,7 +166,7 @@ class JsonLogProcessTest(unittest.TestCase):
         self.addCleanup(server.stop)
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
         self.addCleanup(connection.close)
-        self.assertEqual(post(connection, b"[1, 2]"), 400)
+        self.assertEqual(post(connection, b"true"), 400)
         self.assertEqual(server.stop(), 0)
         documents = [json.loads(line) for line in server.log_lines]
         self.assertGreaterEqual(len(documents), 3)

@@ -23,6 +23,7 @@ from lunar.rockets.launch import (
     run_launch,
 )
 from lunar.rockets.progress import Progress, ProgressSnapshot
+from lunar.rockets.replay import DEFAULT_REPLAY_BATCH, ReplayConfig, run_replay, write_capture
 from lunar.rockets.sender import Target
 
 PROG = "python3 -m lunar.rockets"
@@ -84,6 +85,50 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         prog=f"{PROG} launch",
     ))
+    _build_generate_parser(commands.add_parser(
+        "generate",
+        help="write the messages of a launch to an NDJSON capture file instead of sending them",
+        description="Write the messages that a launch with the same flags would send, one JSON "
+                    "body per line, in send order. messageTime is the time of writing.",
+        prog=f"{PROG} generate",
+    ))
+    _build_replay_parser(commands.add_parser(
+        "replay",
+        help="send the lines of an NDJSON capture file to a server in batches",
+        description="Send every line of an NDJSON capture file, unchanged, as NDJSON batches "
+                    "with parallel senders. A failed request, or a line the server refuses for "
+                    "capacity, is sent again every 500 ms until the run ends; a line the server "
+                    "reports as invalid is not. Exit status 1 when a line was not acknowledged.",
+        prog=f"{PROG} replay",
+    ))
+    return parser
+
+
+def _build_generate_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("file", metavar="FILE", help="capture file to write, NDJSON; '-' writes to stdout")
+    parser.add_argument("--max-messages", metavar="N", type=_non_negative_int, default=DEFAULT_MAX_MESSAGES,
+                        help=f"number of distinct messages (default: {DEFAULT_MAX_MESSAGES})")
+    parser.add_argument("--seed", metavar="N", type=_int, default=generator.DEFAULT_SEED,
+                        help=f"random seed (default: {generator.DEFAULT_SEED})")
+    parser.add_argument("--rockets", metavar="N", type=_positive_int, default=generator.DEFAULT_ROCKETS,
+                        help=f"number of rockets (default: {generator.DEFAULT_ROCKETS})")
+    parser.add_argument("--duplicates", metavar="P", type=_probability, default=0.0,
+                        help="probability from 0 to 1 that a message is written a second time, "
+                        "1 to 100 lines later (default: 0)")
+    parser.add_argument("--shuffle-window", metavar="W", type=_non_negative_int, default=0,
+                        help="shuffle the order within consecutive windows of W lines (default: 0)")
+    return parser
+
+
+def _build_replay_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("file", metavar="FILE", help="NDJSON capture file, one message per line")
+    parser.add_argument("url", metavar="URL", type=_messages_url,
+                        help="messages URL of the server, for example http://localhost:8088/messages")
+    parser.add_argument("--batch", metavar="N", type=_positive_int, default=DEFAULT_REPLAY_BATCH,
+                        help=f"lines per request (default: {DEFAULT_REPLAY_BATCH})")
+    parser.add_argument("--concurrency-level", metavar="N", type=_positive_int,
+                        default=DEFAULT_CONCURRENCY_LEVEL,
+                        help=f"number of parallel senders (default: {DEFAULT_CONCURRENCY_LEVEL})")
     return parser
 
 
@@ -156,6 +201,14 @@ def _build_launch_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
         "the order (default: 0)",
     )
     parser.add_argument(
+        "--batch",
+        metavar="N",
+        type=_positive_int,
+        default=1,
+        help="messages per request: 1 posts each message alone, more post a JSON array and count "
+        "only messages whose outcome is applied, buffered or duplicate as acknowledged (default: 1)",
+    )
+    parser.add_argument(
         "--connection",
         choices=("keep-alive", "close"),
         default="keep-alive",
@@ -174,6 +227,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # argparse exits on --help (status 0) and on invalid flags (status 2).
         return exit_request.code if isinstance(exit_request.code, int) else EXIT_USAGE
 
+    logging.basicConfig(level=logging.WARNING, format="rockets: %(levelname)s: %(message)s")
+    if arguments.command == "generate":
+        return _generate(arguments)
+    if arguments.command == "replay":
+        return _replay(arguments)
+
     config = LaunchConfig(
         url=arguments.url,
         message_delay_s=arguments.message_delay,
@@ -185,21 +244,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         duplicates=arguments.duplicates,
         shuffle_window=arguments.shuffle_window,
         keep_alive=arguments.connection == "keep-alive",
+        batch=arguments.batch,
     )
-    logging.basicConfig(level=logging.WARNING, format="rockets: %(levelname)s: %(message)s")
-
-    target = parse_messages_url(config.url)
     try:
-        waiting_error = wait_for_server(target, SERVER_WAIT_S)
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-    if waiting_error is not None:
-        print(
-            f"rockets: error: {target.host}:{target.port} did not accept a connection within "
-            f"{SERVER_WAIT_S:g} s ({waiting_error}); start the server first or check the URL",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
+        config.validate()
+    except ValueError as error:
+        print(f"rockets: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+    status = _wait_or_explain(parse_messages_url(config.url))
+    if status is not None:
+        return status
 
     progress: List[Progress] = []
 
@@ -221,6 +276,67 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     for line in format_report(report):
         print(line)
+    if report.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def _wait_or_explain(target: Target) -> Optional[int]:
+    """Wait for the server; return None when it accepts connections, else the exit status."""
+    try:
+        waiting_error = wait_for_server(target, SERVER_WAIT_S)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    if waiting_error is None:
+        return None
+    print(
+        f"rockets: error: {target.host}:{target.port} did not accept a connection within "
+        f"{SERVER_WAIT_S:g} s ({waiting_error}); start the server first or check the URL",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
+
+
+def _generate(arguments: argparse.Namespace) -> int:
+    options = dict(seed=arguments.seed, rockets=arguments.rockets, max_messages=arguments.max_messages,
+                   duplicates=arguments.duplicates, shuffle_window=arguments.shuffle_window)
+    try:
+        if arguments.file == "-":
+            lines = write_capture(sys.stdout.buffer, **options)
+            sys.stdout.flush()
+        else:
+            with open(arguments.file, "wb") as stream:
+                lines = write_capture(stream, **options)
+    except OSError as error:
+        print(f"rockets: error: cannot write {arguments.file}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    if arguments.file != "-":
+        print(f"wrote {lines:,} messages to {arguments.file}")
+    return EXIT_OK
+
+
+def _replay(arguments: argparse.Namespace) -> int:
+    config = ReplayConfig(arguments.file, arguments.url, batch=arguments.batch,
+                          concurrency_level=arguments.concurrency_level)
+    status = _wait_or_explain(parse_messages_url(config.url))
+    if status is not None:
+        return status
+    try:
+        report = run_replay(config)
+    except OSError as error:
+        print(f"rockets: error: cannot read {config.path}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("rockets: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+    print(f"messages      {report.messages:,} read, {report.acknowledged:,} acknowledged, "
+          f"{report.invalid:,} invalid")
+    print(f"requests      {report.requests:,}")
+    print(f"duration      {report.duration_s:.2f} s")
+    print(f"rate          {report.messages_per_second:,.0f} messages/s")
+    print(f"retries       {report.retries:,}")
+    print(f"lost          {report.lost:,}")
     if report.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if report.passed else EXIT_FAILED

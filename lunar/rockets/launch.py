@@ -5,18 +5,21 @@ prints nothing; the caller shows progress and the report.
 """
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Union
 from urllib.parse import urlsplit
 
 from lunar.rockets import generator
+from lunar.rockets.batching import BatchSender
 from lunar.rockets.ledger import Ledger
-from lunar.rockets.ordering import add_duplicates, shuffle_windows
+from lunar.rockets.ordering import Delivery, add_duplicates, shuffle_windows
 from lunar.rockets.progress import ProgressSnapshot
 from lunar.rockets.sender import REQUEST_TIMEOUT_S, Dispatcher, FailureLog, Sender, Target
 from lunar.rockets.transport import TRANSPORT_SOCKET, TRANSPORTS
 from lunar.rockets.verify import VerificationResult, rockets_target, verify_server
+from lunar.rockets.wire import MessageClock
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,8 @@ class LaunchConfig:
     keep_alive: bool = True
     # Connection class of the senders; "http.client" is the slower reference.
     transport: str = TRANSPORT_SOCKET
+    # Messages per request: 1 posts each message alone, more post JSON arrays.
+    batch: int = 1
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid setting."""
@@ -59,6 +64,11 @@ class LaunchConfig:
             raise ValueError(f"duplicates must be a probability between 0 and 1, got {self.duplicates}")
         if self.shuffle_window < 0:
             raise ValueError(f"shuffle window must not be negative, got {self.shuffle_window}")
+        if self.batch < 1:
+            raise ValueError(f"batch must be at least 1 message, got {self.batch}")
+        if self.batch > 1 and (not self.keep_alive or self.transport != TRANSPORT_SOCKET):
+            raise ValueError("batches are sent over keep-alive socket connections only; "
+                             "drop --connection=close or --batch")
         if self.transport not in TRANSPORTS:
             raise ValueError(f"unknown transport {self.transport!r}, expected one of {', '.join(TRANSPORTS)}")
 
@@ -131,18 +141,38 @@ def run_launch(
     dispatcher = Dispatcher(deliveries, config.message_delay_s)
 
     failure_log = FailureLog()
-    senders: List[Sender] = [
-        Sender(
-            f"rockets-sender-{number}",
-            dispatcher,
-            ledger,
-            target,
-            keep_alive=config.keep_alive,
-            failure_log=failure_log,
-            transport=config.transport,
-        )
-        for number in range(1, config.concurrency_level + 1)
-    ]
+    senders: List[Union[Sender, BatchSender]]
+    if config.batch > 1:
+        clocks = threading.local()
+
+        def encode(delivery: Delivery) -> bytes:
+            clock = getattr(clocks, "clock", None)
+            if clock is None:
+                clock = clocks.clock = MessageClock()
+            message = delivery.message
+            return message.head + clock.now() + message.tail
+
+        senders = [
+            BatchSender(
+                f"rockets-sender-{number}", dispatcher, target.host, target.port, target.path,
+                config.batch, encode, lambda delivery: ledger.acknowledge(delivery.message),
+                failure_log=failure_log,
+            )
+            for number in range(1, config.concurrency_level + 1)
+        ]
+    else:
+        senders = [
+            Sender(
+                f"rockets-sender-{number}",
+                dispatcher,
+                ledger,
+                target,
+                keep_alive=config.keep_alive,
+                failure_log=failure_log,
+                transport=config.transport,
+            )
+            for number in range(1, config.concurrency_level + 1)
+        ]
 
     def snapshot() -> ProgressSnapshot:
         return ProgressSnapshot(
@@ -160,7 +190,7 @@ def run_launch(
         sender.start()
     if on_start is not None:
         on_start(snapshot)
-    interrupted = _wait_for_senders(senders, dispatcher)
+    interrupted = wait_for_senders(senders, dispatcher)
     duration_s = time.monotonic() - started
 
     report = LaunchReport(
@@ -185,7 +215,7 @@ def run_launch(
     return report
 
 
-def _wait_for_senders(senders: List[Sender], dispatcher: Dispatcher) -> bool:
+def wait_for_senders(senders: List[Union[Sender, BatchSender]], dispatcher: Dispatcher) -> bool:
     """Wait until every sender has finished and return whether Ctrl-C ended the run early."""
     try:
         for sender in senders:

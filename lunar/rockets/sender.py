@@ -158,6 +158,33 @@ class Dispatcher:
                     wait_s = until_redelivery if wait_s is None else min(wait_s, until_redelivery)
                 self._condition.wait(MAX_WAIT_S if wait_s is None else min(wait_s, MAX_WAIT_S))
 
+    def take_batch(self, limit: int) -> List[Delivery]:
+        """Block like ``take``, then add up to ``limit - 1`` more deliveries that are due now.
+
+        Returns an empty list once the run has ended. With a message delay,
+        new deliveries keep their pace, so a batch then contains one new
+        delivery at most.
+        """
+        first = self.take()
+        if first is None:
+            return []
+        batch = [first]
+        with self._condition:
+            now = time.monotonic()
+            while len(batch) < limit:
+                if self._waiting and self._waiting[0][0] <= now:
+                    batch.append(heapq.heappop(self._waiting)[2])
+                elif not self._exhausted and self._message_delay_s == 0:
+                    delivery = next(self._deliveries, None)
+                    if delivery is None:
+                        self._exhausted = True
+                        break
+                    batch.append(delivery)
+                else:
+                    break
+            self._in_flight += len(batch) - 1
+        return batch
+
     def done(self, delivery: Delivery, delivered: bool) -> None:
         """Finish a delivery that ``take`` returned; schedule a redelivery unless it was delivered."""
         with self._condition:
@@ -268,8 +295,8 @@ class Sender(threading.Thread):
             message.launch_times.append(message_time.decode("ascii"))
         try:
             status, answer = self._connection.post(message.head + message_time + message.tail)
-        except _SEND_ERRORS as error:
-            if not (reused and isinstance(error, _STALE_CONNECTION_ERRORS)):
+        except SEND_ERRORS as error:
+            if not (reused and isinstance(error, STALE_CONNECTION_ERRORS)):
                 self._failure_log.failed(delivery, self._describe_error(error))
                 return False
             # The server closed the kept-alive connection while it was idle,
@@ -278,7 +305,7 @@ class Sender(threading.Thread):
             self.stats.reconnects += 1
             try:
                 status, answer = self._connection.post(message.head + message_time + message.tail)
-            except _SEND_ERRORS as retry_error:
+            except SEND_ERRORS as retry_error:
                 self._failure_log.failed(delivery, self._describe_error(retry_error))
                 return False
 
@@ -289,14 +316,19 @@ class Sender(threading.Thread):
         return False
 
     def _describe_error(self, error: Exception) -> str:
-        if isinstance(error, socket.timeout):
-            return f"timed out after {self._timeout_s:g} s"
-        text = str(error)
-        return f"{type(error).__name__}: {text}" if text else type(error).__name__
+        return describe_send_error(error, self._timeout_s)
 
 
-_SEND_ERRORS = (OSError, http.client.HTTPException, InvalidResponse)
-_STALE_CONNECTION_ERRORS = (
+def describe_send_error(error: Exception, timeout_s: float) -> str:
+    """Return a short description of a failed request for the failure log."""
+    if isinstance(error, socket.timeout):
+        return f"timed out after {timeout_s:g} s"
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+SEND_ERRORS = (OSError, http.client.HTTPException, InvalidResponse)
+STALE_CONNECTION_ERRORS = (
     ConnectionClosed,
     http.client.RemoteDisconnected,
     BrokenPipeError,

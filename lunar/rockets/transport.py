@@ -19,6 +19,9 @@ from typing import Optional, Tuple
 MAX_HEADER_BYTES = 64 * 1024
 RECEIVE_BYTES = 64 * 1024
 
+JSON_CONTENT_TYPE = "application/json"
+NDJSON_CONTENT_TYPE = "application/x-ndjson"
+
 TRANSPORT_SOCKET = "socket"
 TRANSPORT_HTTP_CLIENT = "http.client"
 TRANSPORTS = (TRANSPORT_SOCKET, TRANSPORT_HTTP_CLIENT)
@@ -42,7 +45,8 @@ class SocketPostConnection:
     is not held back by Nagle's algorithm waiting for a delayed ACK.
     """
 
-    def __init__(self, host: str, port: int, path: str, timeout_s: float, keep_alive: bool = True) -> None:
+    def __init__(self, host: str, port: int, path: str, timeout_s: float, keep_alive: bool = True,
+                 content_type: str = JSON_CONTENT_TYPE) -> None:
         self._address = (host, port)
         self._timeout_s = timeout_s
         host_header = f"[{host}]" if ":" in host else host
@@ -51,7 +55,7 @@ class SocketPostConnection:
         connection_header = "" if keep_alive else "Connection: close\r\n"
         self._request_head = (
             f"POST {path} HTTP/1.1\r\nHost: {host_header}\r\n"
-            f"Content-Type: application/json\r\n{connection_header}Content-Length: "
+            f"Content-Type: {content_type}\r\n{connection_header}Content-Length: "
         ).encode("latin-1")
         self._keep_alive = keep_alive
         self._socket: Optional[socket.socket] = None

@@ -4,12 +4,14 @@ The body is split around messageTime so a sender only adds the send time.
 This module does not send anything.
 """
 
+import functools
 import json
 import time
 from typing import Dict, Tuple, Union
 
 NANOSECONDS_PER_SECOND = 1_000_000_000
 SECONDS_PER_MINUTE = 60
+JSON_CACHE_ENTRIES = 4096  # encoded channels, types and payloads kept per process
 
 
 def encode_body_parts(
@@ -25,15 +27,29 @@ def encode_body_parts(
     messageType), then message.
     """
     head = (
-        '{"metadata": {"channel": ' + json.dumps(channel)
+        '{"metadata": {"channel": ' + _json_string(channel)
         + ', "messageNumber": ' + str(int(number))
         + ', "messageTime": "'
     )
     tail = (
-        '", "messageType": ' + json.dumps(message_type)
-        + '}, "message": ' + json.dumps(payload) + "}"
+        '", "messageType": ' + _json_string(message_type)
+        + '}, "message": ' + _json_object(tuple((key, type(value), value) for key, value in payload.items()))
+        + "}"
     )
     return head.encode("utf-8"), tail.encode("utf-8")
+
+
+# A run has few channels, types and payloads, and json.dumps was the largest
+# cost of generating a message, so the encoded texts are cached.
+@functools.lru_cache(maxsize=JSON_CACHE_ENTRIES)
+def _json_string(text: str) -> str:
+    return json.dumps(text)
+
+
+@functools.lru_cache(maxsize=JSON_CACHE_ENTRIES)
+def _json_object(items: Tuple[Tuple[str, type, Union[str, int]], ...]) -> str:
+    # The types are part of the key because 1, 1.0 and True are equal keys but encode differently.
+    return json.dumps({key: value for key, _, value in items})
 
 
 def format_utc_offset(offset_seconds: int) -> str:
