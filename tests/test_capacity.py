@@ -154,8 +154,11 @@ class CapacityHttpTest(unittest.TestCase):
     def test_rejection_is_503_naming_the_flag(self):
         service = start_service(self, limits=Limits(max_pending_per_rocket=1))
         self.assertEqual(service.request("POST", "/messages", make_message("a", 3))[0], 202)
-        status, headers, body = service.request("POST", "/messages", make_message("a", 4))
+        with self.assertLogs("lunar", "WARNING") as logs:
+            status, headers, body = service.request("POST", "/messages", make_message("a", 4))
         self.assertEqual(status, 503)
+        self.assertTrue(any("max_pending_per_rocket" in line or "maximum per rocket" in line
+                            for line in logs.output), logs.output)
         error = json.loads(body)["error"]
         self.assertIn("--max-pending-per-rocket", error)
         self.assertIn("message 1", error)
