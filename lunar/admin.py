@@ -44,7 +44,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     compact_parser.add_argument("--older-than", required=True, type=parse_age, metavar="AGE",
                                 help="minimum age of a deleted message, such as 7d or 12h")
 
-    stats_parser = commands.add_parser("stats", help="print what a database holds")
+    stats_parser = commands.add_parser("stats", help="print the number of rockets and messages in a database")
     stats_parser.add_argument("--db", default="lunar.db", help="database file (default: %(default)s)")
 
     arguments = parser.parse_args(argv)

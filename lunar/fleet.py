@@ -5,8 +5,8 @@ Theory of operation
 Each rocket (one ``channel``) has a sequence of messages numbered from 1. The
 control center applies them strictly in message-number order. A message that
 arrives early waits in its rocket's heap of pending messages until the gap
-before it fills; the drain then pops the heap while its head is the next
-expected number, in a loop, so a gap of any depth drains without recursion.
+before it fills. The drain then pops the heap in a loop while its head is the
+next expected number, so a gap of any depth drains without recursion.
 
 Invariants, checked by ``Rocket.check_invariants`` in the tests:
 
@@ -79,7 +79,7 @@ class Limits(NamedTuple):
 
 
 class Outcome(enum.Enum):
-    """What the control center did with a received message."""
+    """The control center's handling of a received message."""
 
     APPLIED = "applied"
     BUFFERED = "buffered"
@@ -111,7 +111,7 @@ class RocketState(NamedTuple):
 
 
 class Journal:
-    """Where accepted messages are recorded before they take effect.
+    """The record of accepted messages, written before they take effect.
 
     This base class records nothing, which suits tests of the domain rules;
     ``lunar.store.SQLiteJournal`` is the durable one. Implementations raise
@@ -554,7 +554,7 @@ class ControlCenter:
         """Return current mission names, unique and sorted case-insensitively.
 
         When rockets spell one mission differently, the spelling that sorts
-        first by code point is shown, so the answer does not depend on order
+        first by code point is shown, so the result does not depend on order
         of arrival.
         """
         with self._lock:

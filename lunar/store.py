@@ -343,7 +343,7 @@ def compact(path: str, older_than_seconds: float, now: Optional[float] = None) -
             deleted += cursor.rowcount
             if cursor.rowcount < COMPACT_BATCH_ROWS:
                 break
-        # Release free pages in small steps, so a server's writes never wait long.
+        # Release free pages in small steps, so a server's writes wait only briefly.
         # executescript steps the pragma to completion; execute would free one page.
         while connection.execute("PRAGMA freelist_count").fetchone()[0] > 0:
             connection.executescript(f"PRAGMA incremental_vacuum({VACUUM_STEP_PAGES});")

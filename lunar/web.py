@@ -4,7 +4,7 @@ The handler reads a request, finds its route, calls the endpoint and writes
 the ``Response`` it returns. Every failure becomes one JSON error body
 ``{"error": "..."}``, including the protocol errors that ``http.server``
 reports itself, so no client ever sees the standard library's HTML page. The
-endpoints live in ``lunar.api``; this module knows nothing about rockets.
+endpoints live in ``lunar.api``, and this module has no notion of rockets.
 """
 
 import json
@@ -35,7 +35,7 @@ MAX_CHUNK_LINE_BYTES = 1024  # a chunk-size line with extensions
 
 
 class HttpError(Exception):
-    """Raised to answer a request with an error status and a JSON message."""
+    """Raised to respond to a request with an error status and a JSON message."""
 
     def __init__(
         self,
@@ -52,7 +52,7 @@ class HttpError(Exception):
 
 
 class Response(NamedTuple):
-    """What an endpoint returns: a status, headers and a body."""
+    """An endpoint's result: a status, headers and a body."""
 
     status: HTTPStatus
     body: bytes = b""
@@ -185,7 +185,7 @@ def _split_target(raw_path: str) -> Tuple[str, Dict[str, List[str]], List[str]]:
 
 
 class RequestHandler(PooledRequestHandler):
-    """Serve one connection: read requests, dispatch them, write JSON answers.
+    """Serve one connection: read requests, dispatch them, write JSON responses.
 
     ``server.routes`` supplies the route table. Every method, including
     ones ``http.server`` does not know, goes through ``dispatch``.
@@ -202,7 +202,7 @@ class RequestHandler(PooledRequestHandler):
         self._body_pending = False
 
     def handle_one_request(self) -> None:
-        """Read one request and answer it, whatever its method."""
+        """Read one request and respond to it, whatever its method."""
         try:
             limit = self.server.max_request_line_bytes
             self.raw_requestline = self.rfile.readline(limit + 1)
@@ -244,7 +244,7 @@ class RequestHandler(PooledRequestHandler):
                                 error_body("request timed out; send the whole request at once"),
                                 {"Content-Type": JSON_CONTENT_TYPE})
         except Exception:
-            logger.exception("unexpected error answering %s %s", self.command, self.path)
+            logger.exception("unexpected error in %s %s", self.command, self.path)
             response = Response(
                 HTTPStatus.INTERNAL_SERVER_ERROR,
                 error_body("internal server error; the server log has the details"),
@@ -310,7 +310,7 @@ class RequestHandler(PooledRequestHandler):
     def write_stream(self, response: StreamingResponse) -> None:
         """Send the headers, then each chunk as it comes; the connection closes after.
 
-        The stream leaves the worker pool first, so it never holds a worker;
+        The stream leaves the worker pool first, so it never occupies a worker;
         past the stream cap the client gets a 503 instead.
         """
         self.close_connection = True
@@ -318,7 +318,7 @@ class RequestHandler(PooledRequestHandler):
             try:
                 self.detach_from_pool()
             except StreamLimitError as error:
-                logger.warning("stream refused for %s: %s", self.address_string(), error)
+                logger.warning("stream rejected for %s: %s", self.address_string(), error)
                 self.write_response(Response(HTTPStatus.SERVICE_UNAVAILABLE, error_body(str(error)),
                                              {"Content-Type": JSON_CONTENT_TYPE, "Retry-After": "10"}))
                 return
@@ -408,8 +408,8 @@ class RequestHandler(PooledRequestHandler):
     def handle_expect_100(self) -> bool:
         """Refuse an oversized body before the client sends it, instead of inviting it.
 
-        NDJSON batches may exceed ``max_body_bytes``, and only the endpoint
-        knows their limit, so they are always invited.
+        NDJSON batches may exceed ``max_body_bytes`` and their limit belongs to
+        the endpoint, so they are always invited.
         """
         length = (self.headers.get("Content-Length") or "").strip().lstrip("0") or "0"
         content_type = (self.headers.get("Content-Type") or "").lower()
