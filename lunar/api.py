@@ -110,6 +110,13 @@ class FleetApi:
         refused message counts as a rejection, as a single message would.
         """
         client = request.client_address[0]
+        if kind == bulk.NDJSON:
+            longest = max(len(line) for line in body.split(b"\n"))
+            if longest > request.max_body_bytes:
+                text = (f"an NDJSON line of {longest} bytes exceeds the limit of "
+                        f"{request.max_body_bytes} bytes for one message")
+                self.rejections.record(rejections.TOO_LARGE, text, client)
+                raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, text)
         try:
             entries = bulk.decode_batch(body, kind, self.max_batch_messages)
         except bulk.BatchTooLarge as error:

@@ -256,6 +256,11 @@ def load_config(argv: Optional[Sequence[str]], environ: Mapping[str, str],
             # An empty variable counts as unset, so that `LUNAR_PORT=` in an
             # environment file means "use the default" rather than an error.
             setattr(parsed, option.name, option.default)
+    subscribers = getattr(parsed, "max_subscribers", 0)
+    if subscribers > getattr(parsed, "max_streams", subscribers):
+        raise ConfigError(f"--max-subscribers {parsed.max_subscribers} exceeds --max-streams "
+                          f"{parsed.max_streams}; every event stream needs a stream slot, so "
+                          "raise --max-streams or lower --max-subscribers")
     return parsed
 
 

@@ -483,6 +483,18 @@ class BatchEndpointTest(unittest.TestCase):
         self.assertIn("for one message", reply.json()["error"])
         self.assertIsNone(self.control_center.rocket("r1"))
 
+    def test_long_line_in_ndjson_batch_rejected(self):
+        document = launch_message("r1")
+        document["message"]["mission"] = "M" * MAX_BODY_BYTES
+
+        reply = self.post(encode(document) + b"\n" + encode(speed_up("r2", 2)) + b"\n",
+                          NDJSON_HEADERS)
+
+        self.assertEqual(reply.status, 413)
+        self.assertIn("NDJSON line", reply.json()["error"])
+        self.assertIsNone(self.control_center.rocket("r1"))
+        self.assertIsNone(self.control_center.rocket("r2"))
+
     def test_connection_reused_after_batch(self):
         self.post([launch_message("r1")])
         first_socket = self.connection.sock

@@ -135,6 +135,16 @@ class FlagErrorTest(unittest.TestCase):
         self.assertIn("host bits set", output)
 
 
+class CrossCheckTest(unittest.TestCase):
+    def test_subscribers_beyond_streams_rejected(self):
+        with self.assertRaisesRegex(ConfigError, "--max-subscribers 500 exceeds --max-streams 10"):
+            load_config(["--max-subscribers", "500", "--max-streams", "10"], {})
+
+    def test_subscribers_within_streams_accepted(self):
+        settings = load_config(["--max-subscribers", "10", "--max-streams", "10"], {})
+        self.assertEqual(settings.max_subscribers, 10)
+
+
 class OptionTableTest(unittest.TestCase):
     def test_new_option_is_one_table_entry(self):
         options = OPTIONS + [Option("--allowed-tag", [], str, "a tag", repeatable=True)]

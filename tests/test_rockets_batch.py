@@ -81,6 +81,21 @@ class BatchLaunchTest(ServerTestCase):
         self.assertEqual(sum(rocket["lastMessageNumber"] for rocket in server.control_center.rockets()),
                          3000)
 
+    def test_large_batches_go_as_ndjson(self):
+        server = self.start_server()
+
+        report = run_launch(LaunchConfig(self.messages_url(server), max_messages=12000, batch=6000,
+                                         concurrency_level=2, seed=6, verify=True))
+
+        self.assertTrue(report.passed, report.verification.report_lines())
+        self.assertEqual(report.lost, 0)
+
+    def test_batch_over_server_limit_is_usage_error(self):
+        status, _, stderr = run_main(["launch", "http://127.0.0.1:9/messages", "--batch=10001"])
+
+        self.assertEqual(status, 2)
+        self.assertIn("at most 10000", stderr)
+
     def test_batched_launch_matches_single_launch(self):
         batched = self.start_server()
         single = self.start_server()

@@ -12,7 +12,7 @@ from typing import Callable, List, Optional, Union
 from urllib.parse import urlsplit
 
 from lunar.rockets import generator
-from lunar.rockets.batching import BatchSender
+from lunar.rockets.batching import ARRAY, NDJSON, BatchSender
 from lunar.rockets.ledger import Ledger
 from lunar.rockets.ordering import Delivery, add_duplicates, shuffle_windows
 from lunar.rockets.progress import ProgressSnapshot
@@ -22,6 +22,9 @@ from lunar.rockets.verify import VerificationResult, rockets_target, verify_serv
 from lunar.rockets.wire import MessageClock
 
 logger = logging.getLogger(__name__)
+
+MAX_BATCH = 10_000  # messages per request that lunar accepts
+MAX_ARRAY_BATCH = 1_000  # larger batches are sent as NDJSON, see run_launch
 
 DEFAULT_CONCURRENCY_LEVEL = 3
 DEFAULT_MAX_MESSAGES = 100_000
@@ -66,6 +69,9 @@ class LaunchConfig:
             raise ValueError(f"shuffle window must not be negative, got {self.shuffle_window}")
         if self.batch < 1:
             raise ValueError(f"batch must be at least 1 message, got {self.batch}")
+        if self.batch > MAX_BATCH:
+            raise ValueError(f"batch must be at most {MAX_BATCH} messages, the server's "
+                             f"limit per request, got {self.batch}")
         if self.batch > 1 and (not self.keep_alive or self.transport != TRANSPORT_SOCKET):
             raise ValueError("batches are sent over keep-alive socket connections only; "
                              "drop --connection=close or --batch")
@@ -150,13 +156,19 @@ def run_launch(
             if clock is None:
                 clock = clocks.clock = MessageClock()
             message = delivery.message
-            return message.head + clock.now() + message.tail
+            message_time = clock.now()
+            if message.number == 1:
+                message.launch_times.append(message_time.decode("ascii"))
+            return message.head + message_time + message.tail
 
+        # A JSON array body is limited to the server's 1 MiB single-body limit,
+        # which about 4,000 messages fill, so larger batches go as NDJSON.
+        body_format = ARRAY if config.batch <= MAX_ARRAY_BATCH else NDJSON
         senders = [
             BatchSender(
                 f"rockets-sender-{number}", dispatcher, target.host, target.port, target.path,
                 config.batch, encode, lambda delivery: ledger.acknowledge(delivery.message),
-                failure_log=failure_log,
+                body_format=body_format, failure_log=failure_log,
             )
             for number in range(1, config.concurrency_level + 1)
         ]
