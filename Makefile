@@ -2,7 +2,7 @@
 PYTHON ?= python3
 SUPPORTED_VERSIONS := 3.9 3.10 3.11 3.12 3.13
 
-.PHONY: run test test-all bench clean
+.PHONY: run test test-all bench bench-quick clean
 
 run:
 	$(PYTHON) lunar_server.py
@@ -35,6 +35,9 @@ test-all:
 
 bench:
 	$(PYTHON) -m tests.benchmarks
+
+bench-quick:
+	$(PYTHON) -m tests.benchmarks --quick
 
 clean:
 	rm -rf build .coverage
