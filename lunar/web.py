@@ -210,7 +210,9 @@ class RequestHandler(PooledRequestHandler):
                 self.requestline = ""
                 self.request_version = ""
                 self.command = ""
-                self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
+                self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG,
+                                f"request line exceeds {limit} bytes; shorten the URL, or "
+                                "ask the operator to raise --max-request-line-bytes")
                 return
             if not self.raw_requestline:
                 self.close_connection = True
@@ -363,7 +365,8 @@ class RequestHandler(PooledRequestHandler):
         length_text = self.headers.get("Content-Length")
         if length_text is None:
             raise HttpError(HTTPStatus.LENGTH_REQUIRED,
-                            "Content-Length header is required", close=True)
+                            "a body needs a Content-Length header or chunked "
+                            "Transfer-Encoding", close=True)
         # str.isdigit() alone would accept Latin-1 digits such as "\xb2", which int() rejects.
         if not (length_text.strip().isascii() and length_text.strip().isdigit()):
             raise HttpError(HTTPStatus.BAD_REQUEST,
