@@ -31,7 +31,7 @@ SERVER_WAIT_S = 5.0  # how long to wait for the server to accept a connection
 SERVER_POLL_S = 0.1
 
 EXIT_OK = 0
-EXIT_FAILED = 1  # verification failed or the server was not reachable
+EXIT_FAILED = 1  # messages lost, verification failed or the server was not reachable
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -51,9 +51,10 @@ LAUNCH_EPILOG = """\
 durations: a number with a unit, as in Go: ns, us, ms, s, m, h (500ms, 1s,
 1.5s, 250us, 1m30s); a plain 0 means no delay.
 
-exit status: 0 when the run ended (and --verify passed), 1 when verification
-failed, messages were lost under --verify, or the server did not accept
-connections within 5 s, 2 for invalid flags, 130 when interrupted.
+exit status: 0 when the run ended with no message lost (and --verify
+passed), 1 when messages were lost, verification failed, or the server did
+not accept connections within 5 s, 2 for invalid flags, 130 when
+interrupted. The real rockets program exits 0 after losing messages.
 
 example:
   python3 -m lunar.rockets launch http://localhost:8088/messages \\

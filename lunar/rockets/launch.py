@@ -103,8 +103,8 @@ class LaunchReport:
 
     @property
     def passed(self) -> bool:
-        """Whether the run was not interrupted and any verification passed."""
-        if self.interrupted:
+        """Whether the run was not interrupted, lost nothing, and any verification passed."""
+        if self.interrupted or self.lost:
             return False
         return self.verification is None or self.verification.passed
 
