@@ -173,7 +173,11 @@ def _split_target(raw_path: str) -> Tuple[str, Dict[str, List[str]], List[str]]:
     """Split a request target into its path, its query and the percent-decoded path segments."""
     path, _, query_text = raw_path.partition("?")
     path = path.partition("#")[0]
-    query = urllib.parse.parse_qs(query_text, keep_blank_values=True)
+    try:
+        query = urllib.parse.parse_qs(query_text, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise HttpError(HTTPStatus.BAD_REQUEST,
+                        f"query {query_text!r} is not valid percent-encoded UTF-8") from None
     try:
         segments = [
             urllib.parse.unquote(segment, errors="strict")

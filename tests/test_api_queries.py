@@ -383,7 +383,7 @@ class ParameterErrorTest(SampleFleetTestCase):
                                  "mission, minSpeed, maxSpeed, limit, offset"]),
         ("/rockets?minspeed=1", ["unknown parameter 'minspeed'", "minSpeed"]),
         ("/rockets?=1", ["unknown parameter ''"]),
-        ("/rockets?%ff=1", ["unknown parameter"]),
+        ("/rockets?%ff=1", ["not valid percent-encoded UTF-8"]),
         ("/missions/ARTEMIS?mission=GEMINI", ["unknown parameter 'mission'", "sort, order, status"]),
         ("/missions/ARTEMIS?limit=0", ["limit", "from 1 to 1000"]),
         ("/missions?details=yes", ["details", "'yes'", "true, false"]),

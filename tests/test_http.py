@@ -410,9 +410,11 @@ class QueryTest(HttpTestCase):
         self.assertIn("APOLLO", error)
 
     def test_invalid_percent_encoding_rejected(self):
-        error = self.assertJsonError(self.get("/missions/%FF"), 400)
+        for path in ("/missions/%FF", "/rockets?mission=%FF"):
+            with self.subTest(path):
+                error = self.assertJsonError(self.get(path), 400)
 
-        self.assertIn("percent", error)
+                self.assertIn("percent", error)
 
     def test_query_string_does_not_change_route(self):
         cases = [
