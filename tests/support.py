@@ -9,6 +9,7 @@ Every network helper takes a timeout, so a broken server fails a test
 instead of hanging it.
 """
 
+import contextlib
 import datetime
 import http.client
 import io
@@ -20,6 +21,7 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Un
 from lunar.api import FleetApi
 from lunar.fleet import ControlCenter, Journal, JournalError, RocketState
 from lunar.messages import Message, decode_message
+from lunar.rockets import cli as rockets_cli
 from lunar.web import LunarHTTPServer, Route
 
 # Timeout for every socket operation and thread join in the tests.
@@ -74,6 +76,22 @@ def launch_message(channel: str, number: int = 1, *, speed: float = 500,
     return make_message(channel, number, "RocketLaunched",
                         message_time_text=message_time_text,
                         type=rocket_type, launchSpeed=speed, mission=mission)
+
+
+def flight_body(channel: str, number: int, by: float = 10) -> bytes:
+    """Return the request body of message ``number``: the launch for 1, else a speed increase."""
+    if number == 1:
+        return encode(launch_message(channel))
+    return encode(make_message(channel, number, "RocketSpeedIncreased", by=by))
+
+
+def run_rockets_cli(argv: Sequence[str]) -> tuple:
+    """Run ``python3 -m lunar.rockets`` in this process; return status, stdout and stderr."""
+    stdout = io.StringIO()
+    stderr = io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        status = rockets_cli.main(list(argv))
+    return status, stdout.getvalue(), stderr.getvalue()
 
 
 def encode(document: Any) -> bytes:

@@ -6,22 +6,7 @@ import unittest
 from lunar.fleet import CapacityError, ControlCenter, Journal, Limits, Refusal
 from lunar.messages import decode_message
 from tests.liveserver import start_service
-
-TIME = "2025-04-02T09:21:50.458989221+02:00"
-
-
-def make_message(channel, number):
-    """Build a launch for number 1 and a speed increase for any other number."""
-    if number == 1:
-        message_type, payload = "RocketLaunched", {"type": "Falcon-9", "launchSpeed": 500,
-                                                   "mission": "ARTEMIS"}
-    else:
-        message_type, payload = "RocketSpeedIncreased", {"by": 10}
-    return json.dumps({
-        "metadata": {"channel": channel, "messageNumber": number, "messageTime": TIME,
-                     "messageType": message_type},
-        "message": payload,
-    }).encode("utf-8")
+from tests.support import flight_body
 
 
 class RecordingJournal(Journal):
@@ -41,7 +26,7 @@ class LimitsTest(unittest.TestCase):
                                                         max_pending_total=5, max_rockets=3))
 
     def receive(self, channel, number):
-        return self.fleet.receive(decode_message(make_message(channel, number)))
+        return self.fleet.receive(decode_message(flight_body(channel, number)))
 
     def test_per_rocket_limit_rejects_further_buffering(self):
         for number in (3, 4, 5):
@@ -120,7 +105,7 @@ class BatchLimitsTest(unittest.TestCase):
 
     def receive_batch(self, *numbered):
         return self.fleet.receive_batch(
-            [decode_message(make_message(channel, number)) for channel, number in numbered])
+            [decode_message(flight_body(channel, number)) for channel, number in numbered])
 
     def test_batch_refuses_past_per_rocket_limit(self):
         outcomes = self.receive_batch(("a", 3), ("a", 4), ("a", 5), ("a", 6), ("a", 1))
@@ -153,9 +138,9 @@ class BatchLimitsTest(unittest.TestCase):
 class CapacityHttpTest(unittest.TestCase):
     def test_rejection_is_503_naming_the_flag(self):
         service = start_service(self, limits=Limits(max_pending_per_rocket=1))
-        self.assertEqual(service.request("POST", "/messages", make_message("a", 3))[0], 202)
+        self.assertEqual(service.request("POST", "/messages", flight_body("a", 3))[0], 202)
         with self.assertLogs("lunar", "WARNING") as logs:
-            status, headers, body = service.request("POST", "/messages", make_message("a", 4))
+            status, headers, body = service.request("POST", "/messages", flight_body("a", 4))
         self.assertEqual(status, 503)
         self.assertTrue(any("max_pending_per_rocket" in line or "maximum per rocket" in line
                             for line in logs.output), logs.output)
@@ -163,7 +148,7 @@ class CapacityHttpTest(unittest.TestCase):
         self.assertIn("--max-pending-per-rocket", error)
         self.assertIn("message 1", error)
         self.assertEqual(service.rejections.counts()["capacity"], 1)
-        self.assertEqual(service.request("POST", "/messages", make_message("a", 1))[0], 202)
+        self.assertEqual(service.request("POST", "/messages", flight_body("a", 1))[0], 202)
         self.assertEqual(service.control_center.rocket("a")["lastMessageNumber"], 1)
 
 

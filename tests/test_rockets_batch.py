@@ -4,8 +4,6 @@ Each test serves the fleet API of a fresh ``ControlCenter`` on 127.0.0.1
 from a background thread, so batches go through the real endpoint.
 """
 
-import contextlib
-import io
 import json
 import os
 import tempfile
@@ -14,25 +12,16 @@ from http import HTTPStatus
 from typing import Optional
 
 from lunar.fleet import ControlCenter, Refusal
-from lunar.rockets import cli
 from lunar.rockets.launch import LaunchConfig, run_launch
 from lunar.rockets.ordering import Delivery
 from lunar.rockets.replay import ReplayConfig, read_capture, run_replay, write_capture
 from lunar.rockets.sender import Dispatcher
 from lunar.web import Response, Route
 from tests.support import RunningServer
+from tests.support import run_rockets_cli
 
 COMPARED_FIELDS = ("type", "speed", "mission", "status", "explosionReason", "lastMessageNumber",
                    "pendingMessages")
-
-
-def run_main(argv):
-    """Run cli.main and return its exit status, stdout and stderr."""
-    stdout = io.StringIO()
-    stderr = io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        status = cli.main(argv)
-    return status, stdout.getvalue(), stderr.getvalue()
 
 
 def comparable(rockets):
@@ -91,7 +80,7 @@ class BatchLaunchTest(ServerTestCase):
         self.assertEqual(report.lost, 0)
 
     def test_batch_over_server_limit_is_usage_error(self):
-        status, _, stderr = run_main(["launch", "http://127.0.0.1:9/messages", "--batch=10001"])
+        status, _, stderr = run_rockets_cli(["launch", "http://127.0.0.1:9/messages", "--batch=10001"])
 
         self.assertEqual(status, 2)
         self.assertIn("at most 10000", stderr)
@@ -139,14 +128,14 @@ class BatchLaunchTest(ServerTestCase):
     def test_batch_cli_flag(self):
         server = self.start_server()
 
-        status, stdout, stderr = run_main(["launch", self.messages_url(server), "--max-messages=400",
+        status, stdout, stderr = run_rockets_cli(["launch", self.messages_url(server), "--max-messages=400",
                                            "--batch=40", "--verify"])
 
         self.assertEqual(status, 0, stdout + stderr)
         self.assertIn("verification  passed", stdout)
 
     def test_batch_with_connection_close_is_usage_error(self):
-        status, _, stderr = run_main(["launch", "http://127.0.0.1:9/messages", "--batch=10",
+        status, _, stderr = run_rockets_cli(["launch", "http://127.0.0.1:9/messages", "--batch=10",
                                       "--connection=close"])
 
         self.assertEqual(status, 2)
@@ -232,7 +221,7 @@ class CaptureReplayTest(ServerTestCase):
             stream.write(b'\n{"metadata": {"channel": "x"}}\n')
         server = self.start_server()
 
-        status, stdout, stderr = run_main(["replay", path, self.messages_url(server), "--batch=20"])
+        status, stdout, stderr = run_rockets_cli(["replay", path, self.messages_url(server), "--batch=20"])
 
         self.assertEqual(status, 1, stdout + stderr)
         self.assertIn("51 read, 50 acknowledged, 1 invalid", stdout)
@@ -242,8 +231,8 @@ class CaptureReplayTest(ServerTestCase):
         path = os.path.join(self.directory, "cli.ndjson")
         server = self.start_server()
 
-        generated = run_main(["generate", path, "--max-messages=120", "--seed=6"])
-        replayed = run_main(["replay", path, self.messages_url(server), "--batch=1"])
+        generated = run_rockets_cli(["generate", path, "--max-messages=120", "--seed=6"])
+        replayed = run_rockets_cli(["replay", path, self.messages_url(server), "--batch=1"])
 
         self.assertEqual(generated[0], 0, generated[2])
         self.assertIn("wrote 120 messages", generated[1])

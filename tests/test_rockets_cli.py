@@ -1,7 +1,5 @@
 """Tests of the launcher's command line: durations, flag forms, defaults and errors."""
 
-import contextlib
-import io
 import socket
 import unittest
 from unittest import mock
@@ -10,17 +8,9 @@ from lunar.rockets import cli
 from lunar.rockets.durations import InvalidDuration, parse_duration
 from lunar.rockets.launch import LaunchConfig, LaunchReport, parse_messages_url
 from lunar.rockets.verify import FieldMismatch, VerificationResult
+from tests.support import run_rockets_cli
 
 URL = "http://localhost:8088/messages"
-
-
-def run_main(argv):
-    """Run cli.main and return its exit status, stdout and stderr."""
-    stdout = io.StringIO()
-    stderr = io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        status = cli.main(argv)
-    return status, stdout.getvalue(), stderr.getvalue()
 
 
 class DurationTest(unittest.TestCase):
@@ -112,24 +102,24 @@ class FlagTest(unittest.TestCase):
             (["--no-such-flag"], "unrecognized arguments"),
         ]
         for flags, expected in cases:
-            status, stdout, stderr = run_main(["launch", URL, *flags])
+            status, stdout, stderr = run_rockets_cli(["launch", URL, *flags])
             self.assertEqual(status, 2, flags)
             self.assertIn(expected, stderr, flags)
             self.assertEqual(stdout, "", flags)
 
     def test_invalid_url_exit_2(self):
         for url in ("localhost:8088/messages", "https://localhost/messages", "http:///messages", "http://host:99999/x"):
-            status, _, stderr = run_main(["launch", url])
+            status, _, stderr = run_rockets_cli(["launch", url])
             self.assertEqual(status, 2, url)
             self.assertIn("invalid URL", stderr, url)
 
     def test_missing_command_exit_2(self):
-        status, _, stderr = run_main([])
+        status, _, stderr = run_rockets_cli([])
         self.assertEqual(status, 2)
         self.assertIn("COMMAND", stderr)
 
     def test_help_lists_every_flag(self):
-        status, stdout, _ = run_main(["--help"])
+        status, stdout, _ = run_rockets_cli(["--help"])
         self.assertEqual(status, 0)
         for flag in (
             "--message-delay", "--concurrency-level", "--max-messages", "--seed", "--rockets",
@@ -140,7 +130,7 @@ class FlagTest(unittest.TestCase):
             self.assertIn(text, stdout)
 
     def test_launch_help_exit_0(self):
-        status, stdout, _ = run_main(["launch", "--help"])
+        status, stdout, _ = run_rockets_cli(["launch", "--help"])
         self.assertEqual(status, 0)
         self.assertIn("--message-delay DURATION", stdout)
 
@@ -172,7 +162,7 @@ class UnreachableServerTest(unittest.TestCase):
         port = probe.getsockname()[1]
         probe.close()
         with mock.patch.object(cli, "SERVER_WAIT_S", 0.3):
-            status, stdout, stderr = run_main(["launch", f"http://127.0.0.1:{port}/messages", "--max-messages=5"])
+            status, stdout, stderr = run_rockets_cli(["launch", f"http://127.0.0.1:{port}/messages", "--max-messages=5"])
         self.assertEqual(status, 1)
         self.assertIn("did not accept a connection", stderr)
         self.assertIn("start the server first", stderr)

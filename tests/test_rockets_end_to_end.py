@@ -6,8 +6,6 @@ order per channel like the real server and can misbehave on purpose, so the
 other tests check the launcher's delivery, redelivery and verification.
 """
 
-import contextlib
-import io
 import os
 import re
 import signal
@@ -16,22 +14,13 @@ import sys
 import time
 import unittest
 
-from lunar.rockets import cli
 from lunar.rockets.launch import LaunchConfig, run_launch
 from lunar.rockets.transport import TRANSPORT_HTTP_CLIENT
 from tests.mock_server import MockLunarServer
 from tests.serverprocess import ServerProcess
+from tests.support import run_rockets_cli
 
 REPOSITORY_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run_main(argv):
-    """Run cli.main and return its exit status, stdout and stderr."""
-    stdout = io.StringIO()
-    stderr = io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        status = cli.main(argv)
-    return status, stdout.getvalue(), stderr.getvalue()
 
 
 class RealServerLaunchTest(unittest.TestCase):
@@ -40,7 +29,7 @@ class RealServerLaunchTest(unittest.TestCase):
         self.addCleanup(self.server.stop)
 
     def test_harsh_traffic_verifies_against_lunar(self):
-        status, stdout, stderr = run_main([
+        status, stdout, stderr = run_rockets_cli([
             "launch", f"{self.server.url}/messages", "--max-messages=3000", "--duplicates=0.05",
             "--shuffle-window=16", "--concurrency-level=4", "--seed=12", "--verify",
         ])
@@ -55,9 +44,9 @@ class RealServerLaunchTest(unittest.TestCase):
                                     ("shorter run", arguments[:2] + ["--max-messages=200", "--seed=13", "--verify"])):
             with self.subTest(description):
                 if description == "identical run":
-                    self.assertEqual(run_main(arguments)[0], 0)
+                    self.assertEqual(run_rockets_cli(arguments)[0], 0)
 
-                status, stdout, stderr = run_main(repeat)
+                status, stdout, stderr = run_rockets_cli(repeat)
 
                 self.assertEqual(status, 1)
                 self.assertIn("earlier run with seed 13", stdout + stderr)
@@ -66,7 +55,7 @@ class RealServerLaunchTest(unittest.TestCase):
 class VerifiedLaunchTest(unittest.TestCase):
     def test_harsh_traffic_verifies(self):
         with MockLunarServer() as server:
-            status, stdout, stderr = run_main([
+            status, stdout, stderr = run_rockets_cli([
                 "launch", server.url, "--max-messages=3000", "--duplicates=0.05", "--shuffle-window=16",
                 "--message-delay=0", "--concurrency-level=4", "--seed=11", "--verify",
             ])
@@ -135,7 +124,7 @@ class FailingServerTest(unittest.TestCase):
             return number == 3
 
         with MockLunarServer(drop=drop_third_message) as server:
-            status, stdout, stderr = run_main(["launch", server.url, "--max-messages=1000", "--seed=21", "--verify"])
+            status, stdout, stderr = run_rockets_cli(["launch", server.url, "--max-messages=1000", "--seed=21", "--verify"])
             dropped = list(server.dropped)
         self.assertEqual(len(dropped), 1)
         self.assertEqual(status, 1, stdout + stderr)
@@ -178,8 +167,8 @@ class FailingServerTest(unittest.TestCase):
 
     def test_earlier_run_detected(self):
         with MockLunarServer() as server:
-            first_status, _, _ = run_main(["launch", server.url, "--max-messages=1500", "--seed=31", "--verify"])
-            status, stdout, stderr = run_main(["launch", server.url, "--max-messages=500", "--seed=31", "--verify"])
+            first_status, _, _ = run_rockets_cli(["launch", server.url, "--max-messages=1500", "--seed=31", "--verify"])
+            status, stdout, stderr = run_rockets_cli(["launch", server.url, "--max-messages=500", "--seed=31", "--verify"])
         self.assertEqual(first_status, 0)
         self.assertEqual(status, 1, stdout + stderr)
         self.assertIn(

@@ -1,7 +1,6 @@
 """Tests of graceful shutdown: SIGTERM mid-load loses no acknowledged message and exits 0 in time."""
 
 import http.client
-import json
 import os
 import signal
 import sqlite3
@@ -11,25 +10,12 @@ import time
 import unittest
 
 from tests.serverprocess import ServerProcess
+from tests.support import flight_body
 
 SENDERS = 3
 ACKNOWLEDGED_BEFORE_SIGNAL = 300
 EXIT_DEADLINE_SECONDS = 5.0
 RUN_TIMEOUT_SECONDS = 60.0
-TIME = "2025-04-02T09:21:50.458989221+02:00"
-
-
-def body(channel, number):
-    if number == 1:
-        message_type, payload = "RocketLaunched", {"type": "Falcon-9", "launchSpeed": 500,
-                                                   "mission": "ARTEMIS"}
-    else:
-        message_type, payload = "RocketSpeedIncreased", {"by": 10}
-    return json.dumps({
-        "metadata": {"channel": channel, "messageNumber": number, "messageTime": TIME,
-                     "messageType": message_type},
-        "message": payload,
-    }).encode("utf-8")
 
 
 class Sender(threading.Thread):
@@ -48,7 +34,7 @@ class Sender(threading.Thread):
         number = 1
         try:
             while time.monotonic() < self.deadline:
-                connection.request("POST", "/messages", body(self.channel, number))
+                connection.request("POST", "/messages", flight_body(self.channel, number))
                 response = connection.getresponse()
                 response.read()
                 self.statuses.add(response.status)
