@@ -12,7 +12,7 @@ Invariants, checked by ``Rocket.check_invariants`` in the tests:
 
 1. Every pending number is greater than ``last_message_number + 1``: the
    next expected message is never left waiting in the heap.
-2. ``pending_numbers`` holds exactly the numbers in the heap, each once.
+2. ``pending_numbers`` contains exactly the numbers in the heap, each once.
 3. Once ``status`` is ``exploded`` it never changes again.
 
 A message is recorded in the journal before any state changes, so a failed
@@ -446,7 +446,7 @@ class ControlCenter:
                 logger.exception("rocket listener failed for channel %s", rocket.channel)
 
     def _check_rocket_room(self, message: Message) -> None:
-        """Raise ``CapacityError`` if the fleet holds as many rockets as allowed."""
+        """Raise ``CapacityError`` if the fleet already has as many rockets as allowed."""
         error = self._rocket_limit_error(message, len(self._rockets_by_channel))
         if error is not None:
             raise error

@@ -342,7 +342,7 @@ class RequestHandler(PooledRequestHandler):
                 close()
 
     def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
-        """Answer a protocol error found by ``http.server`` with a JSON body."""
+        """Send a protocol error found by ``http.server`` as a JSON body."""
         status = HTTPStatus(code)
         text = message or explain or status.phrase
         if self.request_version == "HTTP/0.9":
