@@ -338,7 +338,7 @@ class PooledHTTPServer(ThreadingHTTPServer):
         """Create a new connection's handler, once; the pool then calls its ``serve_ready``.
 
         The handler is passed back through the worker's thread state, so a
-        subclass that extends this hook still sees each new connection.
+        subclass that extends this hook still receives each new connection.
         """
         self._worker_state.new_handler = self.RequestHandlerClass(request, client_address, self)
 

@@ -188,7 +188,7 @@ class EventBroker:
     broker's small dirty-set lock. Ingestion therefore waits for no
     subscriber, and only for the short reads of rocket state that the broker
     makes under the control center's lock. The broker lock orders ring
-    appends, replay and snapshots, so a new subscriber sees each change either
+    appends, replay and snapshots, so a new subscriber receives each change either
     in its first chunk or in a later batch. Lock order is broker lock, then
     the control center's lock or the dirty-set lock. The dirty-set lock is
     never held while taking another.

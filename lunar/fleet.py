@@ -19,7 +19,7 @@ A message is recorded in the journal before any state changes, so a failed
 write leaves the fleet exactly as it was. A batch (``receive_batch``) works
 out every touched rocket's final state in a ``_RocketDraft`` first, then
 records all its messages and states in one journal write, then installs
-them. This module knows nothing about HTTP or SQLite.
+them. This module does not depend on HTTP or SQLite.
 """
 
 import enum
@@ -67,7 +67,7 @@ class CapacityError(Exception):
 
 
 class Limits(NamedTuple):
-    """Caps on what the fleet holds in memory.
+    """Caps on what the fleet keeps in memory.
 
     A message that is the next expected number of a known rocket is never
     refused, because applying it can only shrink the buffers.
@@ -122,8 +122,8 @@ class Journal:
         """Record an accepted message and, if given, its rocket's new state.
 
         ``state`` is the rocket's state after the message and any drained
-        followers were applied; it is None when a known rocket only buffered
-        the message, so its state did not change.
+        followers were applied. It is None when a known rocket only buffered
+        the message, because then its state did not change.
         """
 
     def record_batch(self, messages: Sequence[Message], states: Sequence[Tuple[str, RocketState]]) -> None:
@@ -469,12 +469,12 @@ class ControlCenter:
         if "" not in self._capacity_warned:
             self._capacity_warned.add("")
             logger.warning(
-                "the fleet holds %d rockets, the limit; messages of new channels are "
+                "the fleet has reached its maximum of %d rockets; messages of new channels are "
                 "rejected until the limit is raised", limit,
                 extra={"channel": message.channel, "messageNumber": message.number},
             )
         return CapacityError(
-            f"the fleet already holds {limit} rockets, the maximum, so channel "
+            f"the fleet already has {limit} rockets, the maximum, so channel "
             f"{message.channel!r} cannot be added", "max_rockets", limit,
         )
 

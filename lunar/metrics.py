@@ -3,7 +3,7 @@
 A ``Registry`` contains counters, gauges and histograms, each with a fixed
 tuple of label names, and gauges whose value a callback supplies when the
 metrics are scraped. ``Registry.render`` writes the HELP, TYPE and sample
-lines. This module knows nothing about rockets or HTTP, and it does not
+lines. This module does not depend on rockets or HTTP, and it does not
 support summaries, exemplars or the OpenMetrics format.
 """
 

@@ -114,7 +114,7 @@ class ServiceMetrics:
 
     def observe_request(self, route: Optional[str], method: str, status: int,
                         seconds: Optional[float]) -> None:
-        """Count one answered request; ``seconds`` is None for a stream, whose time is not a latency."""
+        """Count one completed request; ``seconds`` is None for a stream, whose time is not a latency."""
         method_label = method if method in KNOWN_METHODS else "other"
         key = (route, method_label, status)
         labels = self._request_labels.get(key)

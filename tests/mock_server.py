@@ -2,7 +2,7 @@
 
 It applies each channel's messages in message number order, buffers early
 messages until the gap closes, ignores duplicates, and serves ``GET
-/rockets``. Options inject faults: 503 answers, a message that is
+/rockets``. Options inject faults: 503 responses, a message that is
 acknowledged but never applied, and a message that is always rejected. It
 is not the real lunar server: it validates little, stores nothing on disk,
 and has no query parameters.
