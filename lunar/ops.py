@@ -9,7 +9,7 @@ scraped. ``OpsApi`` serves them. Nothing here changes the fleet.
 import logging
 import time
 from http import HTTPStatus
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from lunar import rejections
 from lunar.fleet import ControlCenter, Journal, RocketState
@@ -24,7 +24,7 @@ from lunar.metrics import (
     Histogram,
     Registry,
 )
-from lunar.store import StoreError
+from lunar.store import StoreError, StoredMessage
 from lunar.web import Request, Response, Route, json_response
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,11 @@ UNMATCHED_ROUTE = "unmatched"  # the route label of requests that matched no rou
 
 
 class TimedJournal(Journal):
-    """A journal that forwards to another and times each message's write transaction."""
+    """A journal that forwards every call to another and times each write transaction.
+
+    It must override every method of ``Journal``: one it missed would run the
+    base class's, which records nothing.
+    """
 
     def __init__(self, journal: Journal, observe_seconds: Callable[[float], None]) -> None:
         self.journal = journal
@@ -46,8 +50,19 @@ class TimedJournal(Journal):
         self.journal.record(message, state)
         self._observe_seconds(time.perf_counter() - started)
 
+    def record_batch(self, messages: Sequence[Message], states: Sequence[Tuple[str, RocketState]]) -> None:
+        started = time.perf_counter()
+        self.journal.record_batch(messages, states)
+        self._observe_seconds(time.perf_counter() - started)
+
     def save_state(self, channel: str, state: RocketState) -> None:
         self.journal.save_state(channel, state)
+
+    def read_messages(self, channel: str, offset: int = 0, limit: int = 100) -> List[StoredMessage]:
+        return self.journal.read_messages(channel, offset, limit)
+
+    def count_messages(self, channel: Optional[str] = None) -> int:
+        return self.journal.count_messages(channel)
 
 
 class ServiceMetrics:
@@ -95,7 +110,7 @@ class ServiceMetrics:
             "Clients subscribed to the server-sent event stream."))
         self.commit_seconds = register(Histogram(
             "lunar_db_commit_duration_seconds",
-            "Time to write and commit one message's database transaction."))
+            "Time to write and commit one database transaction: a message, or a batch of messages."))
         start = register(Gauge(
             "lunar_process_start_time_seconds",
             "Start time of the process since the Unix epoch, in seconds."))

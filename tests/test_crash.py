@@ -12,6 +12,7 @@ import unittest
 from lunar.fleet import ControlCenter
 from lunar.messages import decode_message
 from tests.serverprocess import ServerProcess
+from tests.support import flight_body
 
 ROCKETS = 6
 MESSAGES_PER_ROCKET = 500
@@ -120,6 +121,45 @@ class CrashTest(unittest.TestCase):
         connection.request("GET", "/rockets")
         served = json.loads(connection.getresponse().read())
         self.assertEqual(served, expected.rockets())
+
+
+class RestartTest(unittest.TestCase):
+    """What ``lunar_server.py`` stores survives a restart, whichever way it arrived."""
+
+    def test_batch_and_single_messages_survive_restart(self):
+        directory = tempfile.TemporaryDirectory()
+        self.addCleanup(directory.cleanup)
+        database = os.path.join(directory.name, "restart.db")
+        server = ServerProcess("--db", database).start()
+        self.addCleanup(lambda: server.stop())
+
+        batch = b"\n".join(flight_body("batched", number) for number in range(1, 6))
+        self._post(server.port, batch, "application/x-ndjson", expected_status=200)
+        self._post(server.port, flight_body("single", 1), "application/json", expected_status=202)
+        self.assertEqual(server.stop(), 0)
+        server.start()
+
+        rockets = {rocket["channel"]: rocket for rocket in self._get(server.port, "/rockets")}
+        self.assertEqual(rockets["batched"]["lastMessageNumber"], 5)
+        self.assertEqual(rockets["single"]["lastMessageNumber"], 1)
+        stored = self._get(server.port, "/rockets/batched/messages")
+        self.assertEqual([message["messageNumber"] for message in stored], [1, 2, 3, 4, 5])
+
+    def _post(self, port, body, content_type, expected_status):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self.addCleanup(connection.close)
+        connection.request("POST", "/messages", body, {"Content-Type": content_type})
+        response = connection.getresponse()
+        response.read()
+        self.assertEqual(response.status, expected_status)
+
+    def _get(self, port, path):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self.addCleanup(connection.close)
+        connection.request("GET", path)
+        response = connection.getresponse()
+        self.assertEqual(response.status, 200)
+        return json.loads(response.read())
 
 
 if __name__ == "__main__":

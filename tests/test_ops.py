@@ -1,11 +1,15 @@
-"""Tests of /healthz, /readyz and the ingest allow list."""
+"""Tests of the timed journal, /healthz, /readyz and the ingest allow list."""
 
 import ipaddress
 import json
 import unittest
 
 from lunar.access import AllowList
-from lunar.store import StoreError
+from lunar.fleet import ControlCenter, Journal
+from lunar.messages import decode_message
+from lunar.ops import TimedJournal
+from lunar.store import MEMORY, SQLiteJournal, StoreError
+from tests.support import flight_body
 from tests.liveserver import start_service
 
 TIME = "2025-04-02T09:21:50.458989221+02:00"
@@ -18,6 +22,30 @@ MESSAGE = json.dumps({
 
 def networks(*texts):
     return [ipaddress.ip_network(text) for text in texts]
+
+
+class TimedJournalTest(unittest.TestCase):
+    def test_every_journal_method_is_forwarded(self):
+        public_methods = [name for name, value in vars(Journal).items()
+                          if callable(value) and not name.startswith("_")]
+        self.assertIn("record_batch", public_methods)
+        for name in public_methods:
+            with self.subTest(method=name):
+                self.assertIn(name, vars(TimedJournal))
+
+    def test_batch_is_stored_and_timed(self):
+        journal = SQLiteJournal(MEMORY)
+        self.addCleanup(journal.close)
+        observed = []
+        control_center = ControlCenter(TimedJournal(journal, observed.append))
+        messages = [decode_message(flight_body("timed", number)) for number in (1, 2, 3)]
+
+        control_center.receive_batch(messages)
+
+        self.assertEqual(journal.count_messages("timed"), 3)
+        self.assertEqual(len(observed), 1)
+        page = control_center.stored_messages("timed", 0, 10)
+        self.assertEqual(page.total, 3)
 
 
 class HealthTest(unittest.TestCase):
