@@ -233,10 +233,19 @@ class PooledRequestHandler(BaseHTTPRequestHandler):
         return cached[1]
 
     def send_response(self, code: int, message: Optional[str] = None) -> None:
+        self.record_response_status(code)
+        super().send_response(code, message)
+
+    def record_response_status(self, code: int) -> None:
+        """Note the status of the response about to be sent; call it before writing the status line.
+
+        The pool reports the status to ``server.request_observer``. While
+        the server drains, the connection closes after this response, so
+        the response must carry ``Connection: close``.
+        """
         self._response_status = int(code)
         if self.server.draining:
-            self.close_connection = True  # so the response carries Connection: close
-        super().send_response(code, message)
+            self.close_connection = True
 
     def detach_from_pool(self) -> None:
         """Move this request's thread out of the worker pool for a long-lived response.

@@ -185,6 +185,22 @@ class ParseRequestLineTest(unittest.TestCase):
                 self.assertEqual(request_line.target, expected)
 
 
+    def test_only_spaces_separate_the_parts(self):
+        for separator in (b"\t", b"\xa0", b"\x85", b"\x1f", b"  "):
+            with self.subTest(separator=separator):
+                error = parse_error(b"GET" + separator + b"/x HTTP/1.1\r\n")
+
+                self.assertEqual(error.status, HTTPStatus.BAD_REQUEST)
+
+    def test_target_outside_visible_ascii_gets_400(self):
+        for target in (b"/caf\xe9", b"/a\x7fb", b"/a\x01b"):
+            with self.subTest(target=target):
+                error = parse_error(b"GET " + target + b" HTTP/1.1\r\n")
+
+                self.assertEqual(error.status, HTTPStatus.BAD_REQUEST)
+                self.assertIn("percent-encode", error.message)
+
+
 class ReadHeadersTest(unittest.TestCase):
     def test_fields_are_read_up_to_blank_line(self):
         rfile = io.BytesIO(b"Host: example.test\r\nContent-Length: 4\r\n\r\nbody")
@@ -308,6 +324,25 @@ class ReadHeadersTest(unittest.TestCase):
         self.assertEqual(headers.get("X-Name"), "caf\u00e9")
 
 
+    def test_control_character_in_value_gets_400(self):
+        for value in (b"a\rb", b"a\x00b", b"a\x7fb", b"a\x0bb"):
+            with self.subTest(value=value):
+                error = read_error(b"X-A: " + value + b"\r\n\r\n")
+
+                self.assertEqual(error.status, HTTPStatus.BAD_REQUEST)
+                self.assertIn("X-A contains a control character", error.message)
+
+    def test_tab_inside_value_is_kept(self):
+        headers = read_headers(io.BytesIO(b"X-A: a\tb\r\n\r\n"))
+
+        self.assertEqual(headers.get("X-A"), "a\tb")
+
+    def test_fold_keeps_non_ascii_at_line_edges(self):
+        headers = read_headers(io.BytesIO(b"X-A: a\r\n \xa0b\r\n\r\n"))
+
+        self.assertEqual(headers.get("X-A"), "a \xa0b")
+
+
 class ConnectionOptionsTest(unittest.TestCase):
     def test_options_are_split_and_lowercased(self):
         headers = RequestHeaders([("Connection", "keep-alive, Upgrade")])
@@ -356,6 +391,33 @@ class RequestHeadOverHttpTest(unittest.TestCase):
                 self.assertIn(expected_error, json.loads(body)["error"])
                 self.assertTrue(is_closed_by_server(sock, CLOSE_TIMEOUT_SECONDS))
 
+    def test_host_field_count_other_than_one_gets_400(self):
+        cases = [
+            ("no Host", b"GET /echo HTTP/1.1\r\n\r\n", "this one has 0"),
+            ("two Host fields", b"GET /echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "this one has 2"),
+        ]
+        for label, request, expected_error in cases:
+            with self.subTest(label):
+                sock = self.send(request)
+
+                status, _, body = read_response(sock)
+
+                self.assertEqual(status, 400)
+                self.assertIn(expected_error, json.loads(body)["error"])
+
+    def test_http_1_0_request_needs_no_host(self):
+        sock = self.send(b"GET /echo HTTP/1.0\r\n\r\n")
+
+        self.assertEqual(read_response(sock)[0], 200)
+
+    def test_empty_line_before_request_line_is_ignored(self):
+        sock = self.send(b"\r\nGET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
+
+        status, _, body = read_response(sock)
+
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body), {"path": "/echo"})
+
     def test_folded_field_reaches_endpoint_joined(self):
         sock = self.send(b"GET /headers HTTP/1.1\r\nHost: t\r\nX-Long: first\r\n second\r\n\r\n")
 
@@ -389,7 +451,7 @@ class RequestHeadOverHttpTest(unittest.TestCase):
         first_status, first_headers, _ = read_response(sock)
 
         self.assertEqual(first_status, 200)
-        self.assertEqual(field_values(first_headers, "Connection"), [])
+        self.assertEqual(field_values(first_headers, "Connection"), ["keep-alive"])
         self.assertFalse(is_closed_by_server(sock, STAYS_OPEN_SECONDS))
 
         sock.settimeout(CLOSE_TIMEOUT_SECONDS)
