@@ -3,20 +3,31 @@
 Theory of operation
 -------------------
 Every accepted connection goes to a pool of at most ``workers`` threads. A
-worker serves requests while they arrive, then parks the connection: one
-selector thread watches every parked connection and hands it back to the
-pool when it becomes readable, or closes it when it has been idle for
-``idle_timeout`` seconds. Idle keep-alive connections therefore cost a file
-descriptor and a few objects, not a thread.
+worker serves a connection's requests while they arrive. Then the
+connection joins the *hot set*, which one worker at a time owns: the owner
+waits on every hot connection at once with one selector and serves each as
+its next request arrives. Under load, one thread therefore serves every busy
+keep-alive connection in turn. No request is handed to another thread, and
+no two threads compete for the GIL, which on a 2-core machine cost more CPU
+than lunar's own work per request (``docs/BENCHMARKS.md``).
+
+A connection leaves the hot set when it has had no request for
+``linger_seconds``. It is then *parked*: one selector thread watches every
+parked connection and hands it back to the pool when it becomes readable, or
+closes it when it has been idle for ``idle_timeout`` seconds. Idle keep-alive
+connections therefore cost a file descriptor and a few objects, not a
+thread.
+
+The owner gives up the hot set, parking its connections, whenever it would
+block: on a client that sends half a request or reads its response slowly,
+and when a response starts to stream. The parked connections then reach
+other workers. A request that only computes for a long time keeps the other
+hot connections waiting until it ends.
 
 Each connection keeps one handler, and so one buffered ``rfile``, for its
-whole life. Before parking, a worker checks whether that buffer still contains
-bytes, because a pipelined request already read from the socket would never
-wake the selector. A worker whose connection has no next request yet waits
-``LINGER_SECONDS`` for it when no other connection waits for a worker. That
-keeps a busy keep-alive client off the selector path, which costs two
-thread hand-offs per request and about 30% of the throughput of
-``tests/benchmarks/post_throughput.py``.
+whole life. Before a connection waits, its worker checks whether that
+buffer still contains bytes, because a pipelined request already read from
+the socket would never wake a selector.
 
 A handler whose response streams for a long time calls
 ``detach_from_pool``: its thread leaves the pool (a new worker may start in
@@ -49,7 +60,7 @@ from typing import Any, Callable, Dict, Optional, Set, Tuple
 logger = logging.getLogger(__name__)
 
 READ_BUFFER_BYTES = 8 * 1024  # one rfile buffer per open connection, as io.DEFAULT_BUFFER_SIZE
-LINGER_SECONDS = 0.005  # how long a worker waits for a keep-alive client's next request
+LINGER_SECONDS = 0.005  # how long a connection stays in the hot set after its last request
 MAX_SELECT_WAIT_SECONDS = 1.0  # the selector thread checks for stop this often at least
 FORCED_CLOSE_GRACE_SECONDS = 0.5  # after a drain times out, time for threads to notice closed sockets
 ACCEPT_BACKOFF_SECONDS = 0.1  # pause after accept() fails for lack of descriptors or memory
@@ -92,9 +103,10 @@ class _SocketReader(io.RawIOBase):
     on top can report how much it has buffered without reading.
     """
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, before_wait: Callable[[], None]) -> None:
         super().__init__()
         self._sock = sock
+        self._before_wait = before_wait  # called before waiting for the client
         self.deadline = math.inf
         self.received = 0
 
@@ -112,6 +124,7 @@ class _SocketReader(io.RawIOBase):
             try:
                 count = self._sock.recv_into(buffer)
             except BlockingIOError:
+                self._before_wait()
                 remaining = self.deadline - time.monotonic()
                 if remaining <= 0 or not wait_for(self._sock, False, remaining):
                     raise socket.timeout("timed out reading the request") from None
@@ -123,10 +136,11 @@ class _SocketReader(io.RawIOBase):
 class _SocketWriter(io.BufferedIOBase):
     """Writes all bytes to a non-blocking socket; fails after ``timeout`` seconds without progress."""
 
-    def __init__(self, sock: socket.socket, timeout: float) -> None:
+    def __init__(self, sock: socket.socket, timeout: float, before_wait: Callable[[], None]) -> None:
         super().__init__()
         self._sock = sock
         self.timeout = timeout
+        self._before_wait = before_wait  # called before waiting for the client
 
     def writable(self) -> bool:
         return True
@@ -146,6 +160,7 @@ class _SocketWriter(io.BufferedIOBase):
             try:
                 sent += self._sock.send(view[sent:])
             except BlockingIOError:
+                self._before_wait()
                 if not wait_for(self._sock, True, self.timeout):
                     raise socket.timeout("timed out writing the response") from None
         return sent
@@ -174,21 +189,19 @@ class PooledRequestHandler(BaseHTTPRequestHandler):
         if self.disable_nagle_algorithm:
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
         self.connection.settimeout(0)
-        self._reader = _SocketReader(self.connection)
+        release = self.server.release_hot_set
+        self._reader = _SocketReader(self.connection, release)
         self.rfile = io.BufferedReader(self._reader, READ_BUFFER_BYTES)
-        self.wfile = _SocketWriter(self.connection, self.server.request_timeout)
-        self._readable_poller = _POLL() if _POLL is not None else None
-        if self._readable_poller is not None:
-            self._readable_poller.register(self.connection, select.POLLIN)
+        self.wfile = _SocketWriter(self.connection, self.server.request_timeout, release)
 
-    def serve_ready(self, check_first: bool) -> str:
-        """Serve requests while they arrive; return ``PARK``, ``CLOSE`` or ``DETACHED``.
+    def serve_ready(self, readable: bool) -> str:
+        """Serve the requests that have arrived; return ``PARK``, ``CLOSE`` or ``DETACHED``.
 
-        With ``check_first``, the connection is not known to be readable,
-        so it is parked at once if no request is waiting.
+        ``readable`` tells whether a selector found the connection readable.
+        It returns ``PARK`` as soon as no further request is buffered.
         """
         server = self.server
-        if check_first and not self._next_request_ready():
+        if not readable and not self._next_request_ready():
             return PARK
         while True:
             self._reader.deadline = time.monotonic() + server.request_timeout
@@ -210,16 +223,11 @@ class PooledRequestHandler(BaseHTTPRequestHandler):
                 return PARK
 
     def _next_request_ready(self) -> bool:
-        """Tell whether request bytes (or the end of the stream) are buffered, or arrive within the linger time."""
-        if self._reader.received > self.rfile.tell():
-            return True  # a pipelined request, already read from the socket
-        server = self.server
-        linger = server.linger_seconds
-        if linger <= 0 or not server.may_linger():
-            return False
-        if self._readable_poller is None:
-            return wait_for(self.connection, False, linger)
-        return bool(self._readable_poller.poll(math.ceil(linger * 1000)))
+        """Tell whether bytes of a pipelined request are already buffered.
+
+        A selector cannot see them, because they were read from the socket.
+        """
+        return self._reader.received > self.rfile.tell()
 
     def date_time_string(self, timestamp: Optional[float] = None) -> str:
         """Return an HTTP date; the Date header's is formatted once a second, not per response."""
@@ -309,6 +317,7 @@ class PooledHTTPServer(ThreadingHTTPServer):
         self._worker_state = threading.local()
         self._parking: Optional[_ParkingLot] = None
         self._last_accept_error = -math.inf
+        self._hot: Optional[_HotSet] = None
         super().__init__(address, handler_class)
 
     # -- socketserver hooks -------------------------------------------------------
@@ -341,6 +350,7 @@ class PooledHTTPServer(ThreadingHTTPServer):
             self._open.add(connection)
             if self._parking is None:
                 self._parking = _ParkingLot(self)
+                self._hot = _HotSet(self)
         self._submit(connection)
 
     def finish_request(self, request: socket.socket, client_address: Any) -> None:
@@ -368,10 +378,6 @@ class PooledHTTPServer(ThreadingHTTPServer):
         if start:
             threading.Thread(target=self._work, name="lunar-worker", daemon=True).start()
 
-    def may_linger(self) -> bool:
-        """Tell whether a worker may wait for its client's next request: no one else waits for a worker."""
-        return self._queue.empty() and (self._idle_workers > 0 or self._worker_threads < self.workers)
-
     def _work(self) -> None:
         self._worker_state.in_pool = True
         while True:
@@ -384,28 +390,57 @@ class PooledHTTPServer(ThreadingHTTPServer):
                 with self._lock:
                     self._worker_threads -= 1
                 return
-            if self._serve(connection) == DETACHED:
+            # A connection without a handler is new; any other comes from the parking lot, readable.
+            outcome = self._serve(connection, readable=connection.handler is not None)
+            if outcome == PARK:
+                outcome = self._keep_hot(connection)
+            if outcome == DETACHED:
                 return
 
-    def _serve(self, connection: _Connection) -> str:
-        check_first = connection.handler is None
+    def _serve(self, connection: _Connection, readable: bool) -> str:
+        """Serve a connection's waiting requests; close it unless the outcome is ``PARK``."""
         try:
             if connection.handler is None:
                 self.finish_request(connection.sock, connection.address)
                 connection.handler = self._worker_state.new_handler
                 self._worker_state.new_handler = None
-            outcome = connection.handler.serve_ready(check_first)
+            outcome = connection.handler.serve_ready(readable)
         except Exception:
             self.handle_error(connection.sock, connection.address)
             outcome = DETACHED if getattr(self._worker_state, "detached", False) else CLOSE
-        if outcome == PARK and not self.draining and self._parking is not None:
-            self._parking.park(connection)
-        else:
+        if outcome != PARK:
             self._close_connection(connection)
         if outcome == DETACHED:
             with self._lock:
                 self._streams -= 1
         return outcome
+
+    def _keep_hot(self, connection: _Connection) -> str:
+        """Put a connection that waits for its next request in the hot set, and serve the set if no one else does.
+
+        Returns ``DETACHED`` if this thread went on to serve a stream, else ``PARK``.
+        """
+        hot = self._hot
+        if self.draining or self.linger_seconds <= 0 or hot is None:
+            self._park(connection)
+            return PARK
+        if hot.add(connection):
+            return hot.serve()
+        return PARK
+
+    def _park(self, connection: _Connection) -> None:
+        """Hand a connection that waits for its next request to the selector thread; close it while draining."""
+        parking = self._parking
+        if self.draining or parking is None:
+            self._close_connection(connection)
+        else:
+            parking.park(connection)
+
+    def release_hot_set(self) -> None:
+        """Park the hot set's connections if the calling thread serves them; call it before blocking or long work."""
+        hot = self._hot
+        if hot is not None:
+            hot.release()
 
     def detach_current_worker(self) -> None:
         """Move the calling worker thread from the pool to the streams; see ``detach_from_pool``."""
@@ -421,6 +456,7 @@ class PooledHTTPServer(ThreadingHTTPServer):
             start = self._queue.qsize() > self._idle_workers
             if start:
                 self._worker_threads += 1
+        self.release_hot_set()
         self._worker_state.in_pool = False
         self._worker_state.detached = True
         threading.current_thread().name = "lunar-stream"  # so thread dumps tell streams apart
@@ -439,6 +475,9 @@ class PooledHTTPServer(ThreadingHTTPServer):
     def begin_drain(self) -> None:
         """Close each connection after its current response, which carries ``Connection: close``."""
         self.draining = True
+        hot = self._hot
+        if hot is not None:
+            hot.wake()  # so that its owner closes the hot connections now
 
     def drain(self, timeout: float) -> bool:
         """Close idle connections and wait up to ``timeout`` seconds for requests and streams.
@@ -466,12 +505,14 @@ class PooledHTTPServer(ThreadingHTTPServer):
     def _is_quiet(self) -> bool:
         with self._lock:
             busy = self._worker_threads - self._idle_workers
-            return busy <= 0 and self._streams == 0 and self._queue.empty()
+            hot_count = self._hot.count() if self._hot is not None else 0
+            return busy <= 0 and self._streams == 0 and self._queue.empty() and hot_count == 0
 
     def _close_everything(self) -> None:
         """Stop the selector and the workers, and shut down every remaining connection."""
         with self._lock:
             parking, self._parking = self._parking, None
+            hot = self._hot
             remaining = list(self._open)
             workers = self._worker_threads
         if parking is not None:
@@ -492,6 +533,8 @@ class PooledHTTPServer(ThreadingHTTPServer):
                 if not self._open:
                     break
             time.sleep(0.01)
+        if hot is not None:
+            hot.close()
 
     # -- observation ------------------------------------------------------------
 
@@ -500,11 +543,186 @@ class PooledHTTPServer(ThreadingHTTPServer):
         with self._lock:
             open_count = len(self._open)
             parking = self._parking
-            busy = max(0, self._worker_threads - self._idle_workers)
+            hot = self._hot
+            # A hot set's owner that waits for requests serves none.
+            waiting_owner = 1 if hot is not None and hot.waiting else 0
+            busy = max(0, self._worker_threads - self._idle_workers - waiting_owner)
             streams = self._streams
-        idle = parking.parked_count() if parking is not None else 0
+        idle = hot.count() if hot is not None else 0
+        if parking is not None:
+            idle += parking.parked_count()
         return {"open": open_count, "idle": idle, "active": busy, "streaming": streams,
                 "workers": self._worker_threads}
+
+
+class _HotSet:
+    """Connections that had a request within ``linger_seconds``, and the worker that serves them.
+
+    Any thread hands a connection in with ``add``; the first one to find
+    the set without an owner becomes its owner and runs ``serve``. Only the
+    owner touches the selector and ``_last_request``.
+    """
+
+    def __init__(self, server: PooledHTTPServer) -> None:
+        self._server = server
+        self._selector = selectors.DefaultSelector()
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        self._wake_reader.setblocking(False)
+        self._wake_writer.setblocking(False)
+        self._selector.register(self._wake_reader, selectors.EVENT_READ, None)
+        self._lock = threading.Lock()  # guards _owner and _incoming
+        self._owner: Optional[int] = None  # the owning thread's identifier
+        self._incoming: "collections.deque[_Connection]" = collections.deque()
+        # Watched connections, oldest request first: when each had its last request.
+        self._last_request: "collections.OrderedDict[_Connection, float]" = collections.OrderedDict()
+        self.waiting = False  # whether the owner waits in the selector, serving nothing
+        self._closing = False  # close() was called
+        self._closed = False
+
+    def add(self, connection: _Connection) -> bool:
+        """Hand in a connection that waits for its next request; return whether the caller must now ``serve``."""
+        with self._lock:
+            self._incoming.append(connection)
+            owned = self._owner is None
+            if owned:
+                self._owner = threading.get_ident()
+        if not owned:
+            self.wake()
+        return owned
+
+    def count(self) -> int:
+        """Return how many connections the set holds."""
+        return len(self._last_request) + len(self._incoming)
+
+    def serve(self) -> str:
+        """Serve the set's connections as requests arrive, until none is left or this thread gives the set up.
+
+        Returns ``DETACHED`` if this thread went on to serve a stream, else ``PARK``.
+        """
+        server = self._server
+        owner = threading.get_ident()
+        while True:
+            self._watch_incoming()
+            if server.draining:
+                self._give_up()
+                return PARK
+            if not self._last_request:
+                with self._lock:
+                    if not self._incoming:
+                        self._end_ownership()
+                        return PARK
+                continue
+
+            oldest_request = next(iter(self._last_request.values()))
+            timeout = max(0.0, oldest_request + server.linger_seconds - time.monotonic())
+            self.waiting = True
+            try:
+                events = self._selector.select(timeout)
+            finally:
+                self.waiting = False
+            for key, _ in events:
+                connection = key.data
+                if connection is None:
+                    self._drain_wake_socket()
+                    continue
+                if self._owner != owner:
+                    break  # released while serving an earlier connection
+                self._selector.unregister(connection.sock)
+                del self._last_request[connection]
+                outcome = server._serve(connection, readable=True)
+                if outcome == DETACHED:
+                    return DETACHED
+                if outcome == PARK:
+                    if self._owner == owner:
+                        self._watch(connection)
+                    else:
+                        server._park(connection)
+            if self._owner != owner:
+                return PARK
+            self._park_lingered()
+
+    def release(self) -> None:
+        """Park every connection of the set and give up ownership, if the calling thread owns the set."""
+        if self._owner == threading.get_ident():
+            self._give_up()
+
+    def wake(self) -> None:
+        """Interrupt the owner's wait in the selector."""
+        try:
+            self._wake_writer.send(b"\0")
+        except OSError:
+            pass  # the buffer is full, so a wake-up is already pending; or it is closed
+
+    def close(self) -> None:
+        """Close the selector and the wake-up sockets now, or when the current owner ends its ownership."""
+        with self._lock:
+            self._closing = True
+            if self._owner is None:
+                self._close_resources()
+
+    def _end_ownership(self) -> None:
+        """Make the set ownerless. Caller holds ``_lock``."""
+        self._owner = None
+        if self._closing:
+            self._close_resources()
+
+    def _close_resources(self) -> None:
+        """Close the selector and the wake-up sockets once. Caller holds ``_lock``."""
+        if self._closed:
+            return
+        self._closed = True
+        self._selector.close()
+        self._wake_reader.close()
+        self._wake_writer.close()
+
+    def _watch(self, connection: _Connection) -> None:
+        try:
+            self._selector.register(connection.sock, selectors.EVENT_READ, connection)
+        except (OSError, ValueError):  # closed meanwhile
+            self._server._close_connection(connection)
+            return
+        self._last_request[connection] = time.monotonic()
+
+    def _watch_incoming(self) -> None:
+        while self._incoming:
+            self._watch(self._incoming.popleft())
+
+    def _park_lingered(self) -> None:
+        """Park the connections that have had no request for ``linger_seconds``."""
+        expired_before = time.monotonic() - self._server.linger_seconds
+        while self._last_request:
+            connection, last_request = next(iter(self._last_request.items()))
+            if last_request > expired_before:
+                break
+            self._unwatch(connection)
+            self._server._park(connection)
+
+    def _give_up(self) -> None:
+        """Park every connection, or close it while draining, and end this thread's ownership."""
+        while self._last_request:
+            connection = next(iter(self._last_request))
+            self._unwatch(connection)
+            self._server._park(connection)
+        with self._lock:
+            incoming = list(self._incoming)
+            self._incoming.clear()
+            self._end_ownership()
+        for connection in incoming:
+            self._server._park(connection)
+
+    def _unwatch(self, connection: _Connection) -> None:
+        del self._last_request[connection]
+        try:
+            self._selector.unregister(connection.sock)
+        except (KeyError, ValueError):
+            pass
+
+    def _drain_wake_socket(self) -> None:
+        try:
+            while self._wake_reader.recv(4096):
+                pass
+        except OSError:
+            pass
 
 
 class _ParkingLot:

@@ -113,6 +113,14 @@ class Request:
         """
         return self._handler.read_body(max_bytes)
 
+    def release_hot_set(self) -> None:
+        """Let other workers serve the server's other keep-alive connections while this request runs.
+
+        An endpoint of an ``inline`` route calls it before work that may
+        take more than a millisecond.
+        """
+        self._handler.server.release_hot_set()
+
     def detach_from_pool(self) -> None:
         """Serve the rest of this request on a thread of its own, for a long-lived response.
 
@@ -130,10 +138,18 @@ Endpoint = Callable[[Request], Union[Response, StreamingResponse, None]]
 
 
 class Route:
-    """A path template such as ``/rockets/{channel}`` and its endpoints by method."""
+    """A path template such as ``/rockets/{channel}`` and its endpoints by method.
 
-    def __init__(self, template: str, endpoints: Dict[str, Endpoint]) -> None:
+    ``inline`` marks endpoints that return within a fraction of a
+    millisecond. The worker that serves the pool's hot set runs them itself
+    and keeps serving the set's other connections afterwards. Before any
+    other endpoint runs, those connections go to other workers, so a long
+    request does not hold them up (see ``lunar.connections``).
+    """
+
+    def __init__(self, template: str, endpoints: Dict[str, Endpoint], inline: bool = False) -> None:
         self.template = template
+        self.inline = inline
         self.segments = template.strip("/").split("/")
         self.endpoints = dict(endpoints)
         if "GET" in self.endpoints:
@@ -246,7 +262,7 @@ class RequestHandler(PooledRequestHandler):
         """Parse the request line and header fields; on error respond and return False.
 
         This replaces ``http.server``'s parsing, which costs a mail parser
-        per request; ``lunar.request_head`` says what is accepted.
+        per request; ``lunar.request_head`` documents what is accepted.
         """
         self.command = ""
         self.request_version = "HTTP/1.0"
@@ -340,6 +356,8 @@ class RequestHandler(PooledRequestHandler):
                 f"allowed: {route.allow}",
                 {"Allow": route.allow},
             )
+        if not route.inline:
+            self.server.release_hot_set()
         return endpoint(Request(self, path, query, params))
 
     def write_response(self, response: Response) -> None:
