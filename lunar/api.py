@@ -70,14 +70,17 @@ class FleetApi:
             self.rejections.record(reason, error.message, client)
             raise
         kind = bulk.batch_kind(body, content_type)
+        if kind != bulk.NDJSON and len(body) > request.max_body_bytes:
+            # A body read with the NDJSON limit that turned out to be a single
+            # message or a JSON array keeps the limit of other bodies.
+            what = "a JSON array" if kind == bulk.ARRAY else "one message"
+            text = (f"body of {len(body)} bytes exceeds the limit of "
+                    f"{request.max_body_bytes} bytes for {what}")
+            self.rejections.record(rejections.TOO_LARGE, text, client)
+            raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, text)
         if kind is not None:
             request.release_hot_set()  # a batch of 1,000 messages takes about 10 ms
             return self.post_batch(request, body, kind)
-        if len(body) > request.max_body_bytes:
-            text = (f"body of {len(body)} bytes exceeds the limit of "
-                    f"{request.max_body_bytes} bytes for one message")
-            self.rejections.record(rejections.TOO_LARGE, text, client)
-            raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, text)
         try:
             message = decode_message(body)
         except InvalidMessage as error:

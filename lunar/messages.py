@@ -74,6 +74,8 @@ def decode_json(text: str) -> Any:
     numbers too large for a float (``1e400``) and documents nested too deeply
     for the parser.
     """
+    if not text.strip():
+        raise InvalidJson("body is empty; send one JSON message object")
     if text.startswith("\ufeff"):
         # json.loads rejects a byte order mark with this message; the decoder alone would not.
         raise InvalidMessage("body is not valid JSON: Unexpected UTF-8 BOM "

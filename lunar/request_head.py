@@ -24,6 +24,8 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _VERSION = re.compile(r"HTTP/(\d)\.(\d)\Z")
 # A request target is visible ASCII (RFC 9112, section 3.2); other bytes must be percent-encoded.
 _TARGET = re.compile(r"[!-~]+\Z")
+# The scheme and host of a target in absolute form, such as http://host:8000/rockets.
+_ABSOLUTE_FORM = re.compile(r"https?://[^/?#]*", re.IGNORECASE)
 # Control characters that RFC 9110, section 5.5, forbids in a field value; a tab is allowed.
 _INVALID_VALUE_CHARACTER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -135,9 +137,16 @@ def parse_request_line(raw_line: bytes) -> RequestLine:
         raise InvalidRequestHead(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED,
                                  f"HTTP version {version} is not supported; send HTTP/1.1")
     if not _TARGET.match(target):
+        encoded = "".join(character if "!" <= character <= "~" else f"%{ord(character):02X}"
+                          for character in target)
         raise InvalidRequestHead(HTTPStatus.BAD_REQUEST,
-                                 f"invalid request target {target!r}; percent-encode spaces, "
-                                 "control characters and non-ASCII bytes")
+                                 "invalid request target: control characters and non-ASCII bytes "
+                                 f"must be percent-encoded, as in {encoded!r}")
+    absolute = _ABSOLUTE_FORM.match(target)
+    if absolute is not None:
+        # RFC 9112, section 3.2.2: a server accepts a full URL as the target and
+        # ignores its scheme and host.
+        target = target[absolute.end():] or "/"
     if not _TOKEN.match(method):
         raise InvalidRequestHead(HTTPStatus.BAD_REQUEST, f"invalid method {method!r}")
     if target.startswith("//"):

@@ -226,6 +226,7 @@ class RequestHandler(PooledRequestHandler):
     def setup(self) -> None:
         super().setup()
         self._body_pending = False
+        self._continue_pending = False  # a 100 Continue is owed before the body is read
 
     def handle_one_request(self) -> None:
         """Read one request and respond to it, whatever its method."""
@@ -287,6 +288,7 @@ class RequestHandler(PooledRequestHandler):
             self.close_connection = "close" in options
         else:
             self.close_connection = "keep-alive" not in options
+        self._continue_pending = False
         expect = self.headers.get("Expect")
         if expect is not None and expect.lower() == "100-continue" and self.request_version == "HTTP/1.1":
             return self.handle_expect_100()
@@ -442,6 +444,7 @@ class RequestHandler(PooledRequestHandler):
                 raise HttpError(HTTPStatus.NOT_IMPLEMENTED,
                                 f"Transfer-Encoding {transfer_encoding!r} is not supported; "
                                 "use chunked or Content-Length", close=True)
+            self._send_continue()
             return self._read_chunked_body(limit)
 
         length_text = self.headers.get("Content-Length")
@@ -466,6 +469,8 @@ class RequestHandler(PooledRequestHandler):
             raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                             f"body of {length} bytes exceeds the limit of "
                             f"{limit} bytes", close=True)
+        if length:
+            self._send_continue()
         body = self.rfile.read(length)
         if len(body) != length:
             raise HttpError(HTTPStatus.BAD_REQUEST,
@@ -491,21 +496,21 @@ class RequestHandler(PooledRequestHandler):
                             "repeated Transfer-Encoding headers; send one", close=True)
 
     def handle_expect_100(self) -> bool:
-        """Refuse an oversized body before the client sends it, instead of inviting it.
+        """Defer ``100 Continue`` until the endpoint reads the body.
 
-        NDJSON batches may exceed ``max_body_bytes`` and their limit belongs to
-        the endpoint, so they are always invited.
+        The route, the method and the length limits are checked first, so a
+        request refused for any of them gets its final status without
+        inviting the body, and is counted under its route like any other.
         """
-        length = (self.headers.get("Content-Length") or "").strip().lstrip("0") or "0"
-        content_type = (self.headers.get("Content-Type") or "").lower()
-        if not content_type.startswith("application/x-ndjson") and length.isascii() and length.isdigit() and (
-                len(length) > len(str(self.server.max_body_bytes))
-                or int(length) > self.server.max_body_bytes):
-            self.send_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                            f"body of {length} bytes exceeds the limit of "
-                            f"{self.server.max_body_bytes} bytes")
-            return False
-        return super().handle_expect_100()
+        self._continue_pending = True
+        return True
+
+    def _send_continue(self) -> None:
+        """Invite a body that the client holds back for ``Expect: 100-continue``."""
+        if self._continue_pending:
+            self._continue_pending = False
+            super().handle_expect_100()
+            self.wfile.flush()
 
     def _read_chunked_body(self, limit: int) -> bytes:
         chunks = []
@@ -518,8 +523,10 @@ class RequestHandler(PooledRequestHandler):
                     raise ValueError(size_text)
                 chunk_size = int(size_text, 16)
             except ValueError:
+                shown = line[:40].decode("iso-8859-1").rstrip("\r\n")
                 raise HttpError(HTTPStatus.BAD_REQUEST,
-                                f"invalid chunk size line {line[:40]!r}", close=True) from None
+                                f"invalid chunk size line {shown!r}; expected hexadecimal digits",
+                                close=True) from None
             if chunk_size < 0:
                 raise HttpError(HTTPStatus.BAD_REQUEST, "negative chunk size", close=True)
             if chunk_size == 0:

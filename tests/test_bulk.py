@@ -483,6 +483,16 @@ class BatchEndpointTest(unittest.TestCase):
         self.assertIn("for one message", reply.json()["error"])
         self.assertIsNone(self.control_center.rocket("r1"))
 
+    def test_array_sent_as_ndjson_keeps_single_limit(self):
+        document = launch_message("r1")
+        document["message"]["padding"] = "x" * MAX_BODY_BYTES
+
+        reply = self.post(b"[" + encode(document) + b"]", NDJSON_HEADERS)
+
+        self.assertEqual(reply.status, 413)
+        self.assertIn("for a JSON array", reply.json()["error"])
+        self.assertIsNone(self.control_center.rocket("r1"))
+
     def test_long_line_in_ndjson_batch_rejected(self):
         document = launch_message("r1")
         document["message"]["mission"] = "M" * MAX_BODY_BYTES

@@ -278,6 +278,23 @@ class PostMessageTest(HttpTestCase):
         self.assertNotIn(b"100 Continue", raw)
         self.assertJsonError(parse_response(raw), 413)
 
+    def test_expect_100_gets_continue_then_202(self):
+        body = encode(launch_message("r1"))
+        raw = exchange_raw(self.server, (
+            "POST /messages HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\nConnection: close\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode("ascii") + body)
+
+        self.assertTrue(raw.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"))
+        self.assertEqual(parse_response(raw[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]).status, 202)
+
+    def test_expect_100_on_wrong_method_gets_405(self):
+        raw = exchange_raw(self.server, (
+            "POST /rockets HTTP/1.1\r\nHost: test\r\nExpect: 100-continue\r\n"
+            f"Content-Length: {MAX_BODY_BYTES + 1}\r\n\r\n").encode("ascii"))
+
+        self.assertNotIn(b"100 Continue", raw)
+        self.assertJsonError(parse_response(raw), 405)
+
     def test_malformed_chunk_size_rejected(self):
         for size_line in (b"zz", b"0x10", b"+5", b"1_0", b"-1", b""):
             with self.subTest(size_line):

@@ -96,6 +96,16 @@ class DecodeValidMessageTest(unittest.TestCase):
         self.assertEqual(message.payload["mission"], "Mondfähre")
 
 
+
+class EmptyBodyTest(unittest.TestCase):
+    def test_empty_or_blank_body_is_named_empty(self):
+        for body in (b"", b"  \r\n\n"):
+            with self.subTest(body=body):
+                with self.assertRaises(InvalidMessage) as caught:
+                    decode_message(body)
+
+                self.assertEqual(str(caught.exception), "body is empty; send one JSON message object")
+
 class DecodeInvalidMessageTest(unittest.TestCase):
 
     def test_invalid_body_names_field(self):

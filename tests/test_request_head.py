@@ -193,12 +193,22 @@ class ParseRequestLineTest(unittest.TestCase):
                 self.assertEqual(error.status, HTTPStatus.BAD_REQUEST)
 
     def test_target_outside_visible_ascii_gets_400(self):
-        for target in (b"/caf\xe9", b"/a\x7fb", b"/a\x01b"):
+        cases = [(b"/caf\xc3\xa9", "/caf%C3%A9"), (b"/a\x7fb", "/a%7Fb"), (b"/a\x01b", "/a%01b")]
+        for target, encoded in cases:
             with self.subTest(target=target):
                 error = parse_error(b"GET " + target + b" HTTP/1.1\r\n")
 
                 self.assertEqual(error.status, HTTPStatus.BAD_REQUEST)
-                self.assertIn("percent-encode", error.message)
+                self.assertIn(f"must be percent-encoded, as in '{encoded}'", error.message)
+
+    def test_absolute_form_target_becomes_its_path(self):
+        cases = [(b"http://example.test/rockets?limit=1", "/rockets?limit=1"),
+                 (b"HTTPS://example.test:8000", "/")]
+        for target, expected in cases:
+            with self.subTest(target=target):
+                request_line = parse_request_line(b"GET " + target + b" HTTP/1.1\r\n")
+
+                self.assertEqual(request_line.target, expected)
 
 
 class ReadHeadersTest(unittest.TestCase):
