@@ -3,6 +3,7 @@
 import errno
 import http.client
 import json
+import random
 import socket
 import socketserver
 import threading
@@ -12,7 +13,7 @@ import weakref
 from http import HTTPStatus
 from unittest import mock
 
-from lunar.web import LunarHTTPServer, Response, Route, json_response
+from lunar.web import LunarHTTPServer, Response, Route, StreamingResponse, json_response
 
 try:
     import resource
@@ -21,6 +22,12 @@ except ImportError:  # Windows
 
 CLIENT_TIMEOUT_SECONDS = 10.0
 IDLE_CONNECTIONS = 2000
+HOT_LINGER_SECONDS = 30.0  # longer than any test, so a connection stays in the hot set once served
+HOT_REQUEST_TIMEOUT_SECONDS = 5.0  # the server cuts off a stalled client after this, far past the next limit
+QUICK_RESPONSE_SECONDS = 1.0  # HotSetTest's limit for responses on connections that are not stalled
+# Far more than Linux's default maximum send buffer (4 MB) plus the client's fixed receive buffer.
+LARGE_BODY_BYTES = 32 * 1024 * 1024
+SMALL_RECEIVE_BUFFER_BYTES = 64 * 1024
 WAIT_STEP_SECONDS = 0.01
 
 _READERS = weakref.WeakKeyDictionary()  # socket -> buffered reader, see read_response
@@ -109,6 +116,36 @@ def echo_route():
         return json_response({"path": request.path, "body": request.read_body().decode()})
     return Route("/echo", {"GET": lambda request: json_response({"path": request.path}),
                            "POST": echo})
+
+
+def inline_echo_route(threads=None):
+    """Return an inline route at /inline that echoes the path and any body.
+
+    Each endpoint call appends its thread's identifier to ``threads``, if given.
+    """
+    def echo(request):
+        if threads is not None:
+            threads.append(threading.get_ident())
+        body = request.read_body().decode() if request.method == "POST" else ""
+        return json_response({"path": request.path, "body": body})
+    return Route("/inline", {"GET": echo, "POST": echo}, inline=True)
+
+
+def post_inline(body):
+    """Return a POST /inline request with ``body``, ready to send."""
+    data = body.encode()
+    return b"POST /inline HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s" % (len(data), data)
+
+
+GET_INLINE = b"GET /inline HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+def hot_count(server):
+    """Return how many connections the server's hot set contains.
+
+    The hot set is internal. Tests read its size to check that their connections are in it.
+    """
+    return server._hot.count() if server._hot is not None else 0
 
 
 class KeepAliveTest(unittest.TestCase):
@@ -416,6 +453,264 @@ class DrainTest(unittest.TestCase):
             self.assertFalse(server.drain(0.2))
         self.assertLess(time.monotonic() - began, 2.0)
         self.assertTrue(is_closed_by_server(sock, 5))
+
+
+class HotSetTest(unittest.TestCase):
+    """One worker serves the hot keep-alive connections and gives them up before it would block."""
+
+    def serve_hot(self, routes, **options):
+        """Start a server whose served connections stay in the hot set for the whole test."""
+        server = serve(self, routes, request_timeout=HOT_REQUEST_TIMEOUT_SECONDS, **options)
+        server.linger_seconds = HOT_LINGER_SECONDS
+        return server
+
+    def open_hot_connections(self, server, count):
+        """Open ``count`` connections, complete one request on each and wait until all are hot."""
+        socks = [raw_connection(server, self) for _ in range(count)]
+        for sock in socks:
+            sock.sendall(GET_INLINE)
+        for sock in socks:
+            self.assertEqual(read_response(sock)[0], 200)
+        self.assertTrue(wait_until(lambda: hot_count(server) == count, 5),
+                        f"{hot_count(server)} of {count} connections are in the hot set")
+        return socks
+
+    def request_quickly(self, sock, request):
+        """Send ``request`` and return its response. Fail unless it arrives within QUICK_RESPONSE_SECONDS."""
+        started = time.monotonic()
+        sock.sendall(request)
+        sock.settimeout(QUICK_RESPONSE_SECONDS)
+        try:
+            response = read_response(sock)
+        except socket.timeout:
+            self.fail(f"no response to {request[:30]!r} within {QUICK_RESPONSE_SECONDS} s")
+        finally:
+            sock.settimeout(CLIENT_TIMEOUT_SECONDS)
+        self.assertLess(time.monotonic() - started, QUICK_RESPONSE_SECONDS)
+        return response
+
+    def assert_served_quickly(self, socks, rounds=5):
+        """Assert that each of ``socks`` receives ``rounds`` echoed bodies.
+
+        All of them together must arrive within QUICK_RESPONSE_SECONDS.
+        """
+        started = time.monotonic()
+        for number in range(rounds):
+            for index, sock in enumerate(socks):
+                status, _, body = self.request_quickly(sock, post_inline(f"{index}.{number}"))
+                self.assertEqual(status, 200)
+                self.assertEqual(json.loads(body)["body"], f"{index}.{number}")
+        self.assertLess(time.monotonic() - started, QUICK_RESPONSE_SECONDS)
+
+    def test_half_sent_request_does_not_stall_others(self):
+        cases = [
+            # (what the client stops after, the rest it sends later, the body echoed)
+            ("half a body, inline route",
+             b"POST /inline HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab", b"cdefghij",
+             "abcdefghij"),
+            ("half a body, route not inline",
+             b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab", b"cdefghij",
+             "abcdefghij"),
+            ("half a head", b"POST /inline HTTP/1.1\r\nHost: t\r\nContent-Le",
+             b"ngth: 2\r\n\r\nhi", "hi"),
+            ("half a request line", b"POST /inl", b"ine HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi",
+             "hi"),
+        ]
+        for name, first_part, rest, expected_body in cases:
+            with self.subTest(name):
+                server = self.serve_hot([inline_echo_route(), echo_route()])
+                stalled, *others = self.open_hot_connections(server, 3)
+                stalled.sendall(first_part)
+                # A worker now waits for the rest of the request.
+                self.assertTrue(wait_until(lambda: server.connection_counts()["active"] == 1, 5),
+                                server.connection_counts())
+
+                self.assert_served_quickly(others)
+
+                stalled.sendall(rest)
+                status, _, body = read_response(stalled)
+                self.assertEqual(status, 200)
+                self.assertEqual(json.loads(body)["body"], expected_body)
+
+    def test_unread_large_response_does_not_stall_others(self):
+        def large(request):
+            return Response(HTTPStatus.OK, b"x" * LARGE_BODY_BYTES, {"Content-Type": "text/plain"})
+
+        server = self.serve_hot([Route("/large", {"GET": large}, inline=True), inline_echo_route()])
+        slow_reader, *others = self.open_hot_connections(server, 3)
+        # A fixed buffer stops Linux from growing it, so the server's write blocks.
+        slow_reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_RECEIVE_BUFFER_BYTES)
+        slow_reader.sendall(b"GET /large HTTP/1.1\r\nHost: t\r\n\r\n")
+        self.assertTrue(wait_until(lambda: server.connection_counts()["active"] == 1, 5),
+                        server.connection_counts())
+
+        self.assert_served_quickly(others)
+
+        status, _, body = read_response(slow_reader)
+        self.assertEqual(status, 200)
+        self.assertEqual(len(body), LARGE_BODY_BYTES)
+        self.assertEqual(self.request_quickly(slow_reader, GET_INLINE)[0], 200)
+
+    def test_slow_route_does_not_delay_inline_route(self):
+        started = threading.Event()
+        release = threading.Event()
+
+        def slow(request):
+            started.set()
+            release.wait(CLIENT_TIMEOUT_SECONDS)
+            return json_response({"slow": True})
+
+        server = self.serve_hot([Route("/slow", {"GET": slow}), inline_echo_route()])
+        self.addCleanup(release.set)
+        slow_client, quick_client = self.open_hot_connections(server, 2)
+        slow_client.sendall(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        self.assertTrue(started.wait(5))
+
+        # The slow endpoint blocks until the inline request has its response.
+        self.assertEqual(self.request_quickly(quick_client, GET_INLINE)[0], 200)
+        release.set()
+        status, _, body = read_response(slow_client)
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body), {"slow": True})
+
+    def test_inline_route_releasing_hot_set_lets_others_run(self):
+        started = threading.Event()
+        release = threading.Event()
+
+        def releasing(request):
+            request.release_hot_set()
+            started.set()
+            release.wait(CLIENT_TIMEOUT_SECONDS)
+            return json_response({"released": True})
+
+        server = self.serve_hot([Route("/releasing", {"GET": releasing}, inline=True),
+                                 inline_echo_route()])
+        self.addCleanup(release.set)
+        busy, waiting = self.open_hot_connections(server, 2)
+        busy.sendall(b"GET /releasing HTTP/1.1\r\nHost: t\r\n\r\n")
+        self.assertTrue(started.wait(5))
+
+        self.assertEqual(self.request_quickly(waiting, GET_INLINE)[0], 200)
+        release.set()
+        status, _, body = read_response(busy)
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body), {"released": True})
+
+    def test_many_hot_connections_share_one_worker(self):
+        count = 20
+        threads = []
+        server = self.serve_hot([inline_echo_route(threads)])
+        socks = self.open_hot_connections(server, count)
+        del threads[:]  # the first requests ran on whichever worker accepted each connection
+
+        random_order = random.Random(20240601)
+        for number in range(5):
+            senders = random_order.sample(range(count), count)
+            for index in senders:
+                socks[index].sendall(post_inline(f"{index}.{number}"))
+            for index in random_order.sample(senders, count):
+                status, _, body = read_response(socks[index])
+                self.assertEqual(status, 200)
+                self.assertEqual(json.loads(body)["body"], f"{index}.{number}")
+
+        self.assertEqual(len(threads), 5 * count)
+        self.assertEqual(len(set(threads)), 1, "hot connections were served by several threads")
+        self.assertTrue(wait_until(lambda: server.connection_counts()["idle"] == count
+                                   and server.connection_counts()["active"] == 0, 5),
+                        server.connection_counts())
+        counts = server.connection_counts()
+        self.assertEqual(counts["open"], count)
+        self.assertEqual(counts["idle"], count)
+        self.assertEqual(counts["active"], 0)
+
+    def test_drain_closes_idle_hot_connections_at_once(self):
+        server = self.serve_hot([inline_echo_route()])
+        socks = self.open_hot_connections(server, 3)
+
+        server.begin_drain()
+        for sock in socks:
+            self.assertTrue(is_closed_by_server(sock, QUICK_RESPONSE_SECONDS))
+        server.shutdown()
+        began = time.monotonic()
+        self.assertTrue(server.drain(5))
+        self.assertLess(time.monotonic() - began, QUICK_RESPONSE_SECONDS)
+        self.assertEqual(server.connection_counts()["open"], 0)
+
+    def test_drain_closes_hot_set_after_owner_request(self):
+        started = threading.Event()
+        release = threading.Event()
+
+        def busy(request):
+            started.set()
+            release.wait(CLIENT_TIMEOUT_SECONDS)
+            return json_response({"done": True})
+
+        server = self.serve_hot([Route("/busy", {"GET": busy}, inline=True), inline_echo_route()])
+        self.addCleanup(release.set)
+        owner_client, *idle = self.open_hot_connections(server, 3)
+        owner_client.sendall(b"GET /busy HTTP/1.1\r\nHost: t\r\n\r\n")
+        self.assertTrue(started.wait(5))
+
+        server.begin_drain()
+        server.shutdown()
+        release.set()
+        self.assertTrue(server.drain(5))
+        status, headers, body = read_response(owner_client)
+        self.assertEqual(status, 200)
+        self.assertIn("Connection: close", headers)
+        self.assertEqual(json.loads(body), {"done": True})
+        for sock in [owner_client, *idle]:
+            self.assertTrue(is_closed_by_server(sock, QUICK_RESPONSE_SECONDS))
+        self.assertEqual(server.connection_counts()["open"], 0)
+
+    def test_stream_from_hot_connection_does_not_stall_others(self):
+        release = threading.Event()
+
+        def stream(request):
+            def chunks():
+                yield b"first\n"
+                release.wait(CLIENT_TIMEOUT_SECONDS)
+                yield b"last\n"
+            return StreamingResponse(HTTPStatus.OK, {"Content-Type": "text/plain"}, chunks())
+
+        server = self.serve_hot([Route("/stream", {"GET": stream}, inline=True),
+                                 inline_echo_route()])
+        self.addCleanup(release.set)
+        streaming, *others = self.open_hot_connections(server, 3)
+        streaming.sendall(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
+        reader = _READERS[streaming]  # open_hot_connections read a response through it
+        self.assertEqual(reader.readline().split(b" ", 2)[1], b"200")
+        while reader.readline() not in (b"\r\n", b""):
+            pass
+        self.assertEqual(reader.readline(), b"first\n")
+        self.assertTrue(wait_until(lambda: server.connection_counts()["streaming"] == 1, 5))
+
+        self.assert_served_quickly(others)
+
+        release.set()
+        self.assertEqual(reader.readline(), b"last\n")
+        self.assertEqual(reader.readline(), b"")
+        self.assertTrue(wait_until(lambda: server.connection_counts()["streaming"] == 0, 5))
+
+    def test_pipelined_requests_on_hot_connection_are_answered(self):
+        server = self.serve_hot([inline_echo_route()])
+        pipelining, other = self.open_hot_connections(server, 2)
+        pipelining.sendall(GET_INLINE + post_inline("second"))
+        self.assertEqual(read_response(pipelining)[0], 200)
+        status, _, body = read_response(pipelining)
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body)["body"], "second")
+
+        # The start of the next request is buffered with this one, where a selector cannot detect it.
+        pipelining.sendall(GET_INLINE + b"POST /inl")
+        self.assertEqual(read_response(pipelining)[0], 200)
+        self.assertTrue(wait_until(lambda: server.connection_counts()["active"] == 1, 5),
+                        server.connection_counts())
+        self.assertEqual(self.request_quickly(other, GET_INLINE)[0], 200)
+        pipelining.sendall(b"ine HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nthird")
+        status, _, body = read_response(pipelining)
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body)["body"], "third")
 
 
 if __name__ == "__main__":
