@@ -621,12 +621,12 @@ class _HotSet:
             finally:
                 self.waiting = False
             for key, _ in events:
+                if self._owner != owner:
+                    break  # released while serving an earlier connection; the new owner takes over
                 connection = key.data
                 if connection is None:
                     self._drain_wake_socket()
                     continue
-                if self._owner != owner:
-                    break  # released while serving an earlier connection
                 self._selector.unregister(connection.sock)
                 del self._last_request[connection]
                 outcome = server._serve(connection, readable=True)
