@@ -555,6 +555,34 @@ class PooledHTTPServer(ThreadingHTTPServer):
                 "workers": self._worker_threads}
 
 
+class _WakeUpSocket:
+    """A socket pair whose read end a selector watches, so another thread can interrupt its wait."""
+
+    def __init__(self) -> None:
+        self.reader, self._writer = socket.socketpair()
+        self.reader.setblocking(False)
+        self._writer.setblocking(False)
+
+    def wake(self) -> None:
+        """Make the read end readable; any thread may call this."""
+        try:
+            self._writer.send(b"\0")
+        except OSError:
+            pass  # the buffer is full, so a wake-up is already pending; or it is closed
+
+    def drain(self) -> None:
+        """Read the pending wake-ups, so the read end stops being readable."""
+        try:
+            while self.reader.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.reader.close()
+        self._writer.close()
+
+
 class _HotSet:
     """Connections that had a request within ``linger_seconds``, and the worker that serves them.
 
@@ -566,10 +594,8 @@ class _HotSet:
     def __init__(self, server: PooledHTTPServer) -> None:
         self._server = server
         self._selector = selectors.DefaultSelector()
-        self._wake_reader, self._wake_writer = socket.socketpair()
-        self._wake_reader.setblocking(False)
-        self._wake_writer.setblocking(False)
-        self._selector.register(self._wake_reader, selectors.EVENT_READ, None)
+        self._wake_up = _WakeUpSocket()
+        self._selector.register(self._wake_up.reader, selectors.EVENT_READ, None)
         self._lock = threading.Lock()  # guards _owner and _incoming
         self._owner: Optional[int] = None  # the owning thread's identifier
         self._incoming: "collections.deque[_Connection]" = collections.deque()
@@ -625,7 +651,7 @@ class _HotSet:
                     break  # released while serving an earlier connection; the new owner takes over
                 connection = key.data
                 if connection is None:
-                    self._drain_wake_socket()
+                    self._wake_up.drain()
                     continue
                 self._selector.unregister(connection.sock)
                 del self._last_request[connection]
@@ -648,10 +674,7 @@ class _HotSet:
 
     def wake(self) -> None:
         """Interrupt the owner's wait in the selector."""
-        try:
-            self._wake_writer.send(b"\0")
-        except OSError:
-            pass  # the buffer is full, so a wake-up is already pending; or it is closed
+        self._wake_up.wake()
 
     def close(self) -> None:
         """Close the selector and the wake-up sockets now, or when the current owner ends its ownership."""
@@ -672,8 +695,7 @@ class _HotSet:
             return
         self._closed = True
         self._selector.close()
-        self._wake_reader.close()
-        self._wake_writer.close()
+        self._wake_up.close()
 
     def _watch(self, connection: _Connection) -> None:
         try:
@@ -717,13 +739,6 @@ class _HotSet:
         except (KeyError, ValueError):
             pass
 
-    def _drain_wake_socket(self) -> None:
-        try:
-            while self._wake_reader.recv(4096):
-                pass
-        except OSError:
-            pass
-
 
 class _ParkingLot:
     """The selector thread: watches parked connections and hands readable ones to the pool.
@@ -735,10 +750,8 @@ class _ParkingLot:
     def __init__(self, server: PooledHTTPServer) -> None:
         self._server = server
         self._selector = selectors.DefaultSelector()
-        self._wake_reader, self._wake_writer = socket.socketpair()
-        self._wake_reader.setblocking(False)
-        self._wake_writer.setblocking(False)
-        self._selector.register(self._wake_reader, selectors.EVENT_READ, None)
+        self._wake_up = _WakeUpSocket()
+        self._selector.register(self._wake_up.reader, selectors.EVENT_READ, None)
         self._incoming: "collections.deque[_Connection]" = collections.deque()
         self._parked: "collections.OrderedDict[_Connection, float]" = collections.OrderedDict()
         self._closing = False
@@ -749,7 +762,7 @@ class _ParkingLot:
     def park(self, connection: _Connection) -> None:
         """Watch ``connection`` until it is readable or idle too long; any thread may call this."""
         self._incoming.append(connection)
-        self._wake()
+        self._wake_up.wake()
 
     def parked_count(self) -> int:
         """Return how many connections wait for their next request."""
@@ -758,21 +771,15 @@ class _ParkingLot:
     def close_all(self) -> None:
         """Close every parked connection, and every connection parked from now on."""
         self._closing = True
-        self._wake()
+        self._wake_up.wake()
 
     def stop(self) -> None:
         """Close the parked connections and end the thread."""
         self._closing = True
         self._stopping = True
-        self._wake()
+        self._wake_up.wake()
         if self._thread is not threading.current_thread():
             self._thread.join(MAX_SELECT_WAIT_SECONDS * 2)
-
-    def _wake(self) -> None:
-        try:
-            self._wake_writer.send(b"\0")
-        except OSError:
-            pass  # the buffer is full, so a wake-up is already pending; or it is closed
 
     def _run(self) -> None:
         try:
@@ -787,8 +794,7 @@ class _ParkingLot:
             for pending in list(self._incoming):
                 self._server._close_connection(pending)
             self._selector.close()
-            self._wake_reader.close()
-            self._wake_writer.close()
+            self._wake_up.close()
 
     def _select_once(self) -> None:
         timeout = MAX_SELECT_WAIT_SECONDS
@@ -798,7 +804,7 @@ class _ParkingLot:
         for key, _ in self._selector.select(timeout):
             connection = key.data
             if connection is None:
-                self._drain_wake_socket()
+                self._wake_up.drain()
                 continue
             self._selector.unregister(connection.sock)
             del self._parked[connection]
@@ -825,13 +831,6 @@ class _ParkingLot:
             if deadline > now:
                 break
             self._unpark_and_close(connection)
-
-    def _drain_wake_socket(self) -> None:
-        try:
-            while self._wake_reader.recv(4096):
-                pass
-        except OSError:
-            pass
 
     def _close_parked(self) -> None:
         while self._parked:
