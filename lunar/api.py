@@ -73,9 +73,9 @@ class FleetApi:
         if kind != bulk.NDJSON and len(body) > request.max_body_bytes:
             # A body read with the NDJSON limit that turned out to be a single
             # message or a JSON array keeps the limit of other bodies.
-            what = "a JSON array" if kind == bulk.ARRAY else "one message"
+            body_kind = "a JSON array" if kind == bulk.ARRAY else "one message"
             text = (f"body of {len(body)} bytes exceeds the limit of "
-                    f"{request.max_body_bytes} bytes for {what}")
+                    f"{request.max_body_bytes} bytes for {body_kind}")
             self.rejections.record(rejections.TOO_LARGE, text, client)
             raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, text)
         if kind is not None:

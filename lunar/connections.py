@@ -684,13 +684,13 @@ class _HotSet:
                 self._close_resources()
 
     def _end_ownership(self) -> None:
-        """Make the set ownerless. Caller holds ``_lock``."""
+        """Make the set ownerless; call it with ``_lock`` acquired."""
         self._owner = None
         if self._closing:
             self._close_resources()
 
     def _close_resources(self) -> None:
-        """Close the selector and the wake-up sockets once. Caller holds ``_lock``."""
+        """Close the selector and the wake-up sockets once; call it with ``_lock`` acquired."""
         if self._closed:
             return
         self._closed = True

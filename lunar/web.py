@@ -523,9 +523,9 @@ class RequestHandler(PooledRequestHandler):
                     raise ValueError(size_text)
                 chunk_size = int(size_text, 16)
             except ValueError:
-                shown = line[:40].decode("iso-8859-1").rstrip("\r\n")
+                size_line = line[:40].decode("iso-8859-1").rstrip("\r\n")
                 raise HttpError(HTTPStatus.BAD_REQUEST,
-                                f"invalid chunk size line {shown!r}; expected hexadecimal digits",
+                                f"invalid chunk size line {size_line!r}; expected hexadecimal digits",
                                 close=True) from None
             if chunk_size < 0:
                 raise HttpError(HTTPStatus.BAD_REQUEST, "negative chunk size", close=True)
